@@ -1,0 +1,232 @@
+//! The command line: one `Cli`, one args struct per subcommand. Doc comments are the help
+//! text; values are checked here (durations, sizes, headers) so the library gets them whole.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "sockdemo", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v debug, -vv trace)
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch a web page with an HTTP/1.1 GET over a raw TCP socket
+    Fetch(FetchArgs),
+    /// Run the Hello server: `Welcome!`, then `Hello, <msg>!` for every message
+    Serve(ServeArgs),
+    /// Talk to a Hello server: send each NAME and print the replies
+    Client(ClientArgs),
+    /// Load a Hello server with concurrent clients and report throughput and latency
+    Bench(BenchArgs),
+    /// Run the tutorial end to end on loopback: a server and a client, both sides shown
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (127.0.0.1 is local only; 0.0.0.0 or :: for every interface)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 lets the system pick a free one)
+    #[arg(short, long, value_name = "PORT", default_value_t = 9999)]
+    pub port: u16,
+    /// Open connections at most; at the cap, accepting pauses until one closes
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Close a connection that sends nothing for this long (0 turns it off)
+    #[arg(long, value_name = "DUR", default_value = "300s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Wait this long before each reply, as the tutorial's time.sleep(1) does
+    #[arg(long, value_name = "DUR", default_value = "0", value_parser = parse_duration)]
+    pub delay: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Names to send, one message each; without any, names are read from stdin, one per line
+    #[arg(value_name = "NAME")]
+    pub names: Vec<OsString>,
+    /// Server to connect to (a name is resolved and every address tried in turn)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Server port
+    #[arg(short, long, value_name = "PORT", default_value_t = 9999)]
+    pub port: u16,
+    /// Give up on a connect or a reply after this long
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FetchArgs {
+    /// host, host:port, host/path, http://host[:port][/path][?query], [v6addr]:port
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+    /// Save the body here (`-` for stdout, the header then goes to stderr)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Follow redirects (301, 302, 303, 307, 308)
+    #[arg(short = 'L', long)]
+    pub location: bool,
+    /// Redirects to follow at most with -L
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_redirs: u32,
+    /// Bytes asked for by each receive
+    #[arg(long, value_name = "BYTES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
+    pub recv_size: u32,
+    /// Give up connecting to one address after this long
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Give up when no byte has arrived for this long
+    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Use IPv4 addresses only
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 addresses only
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+    /// Extra request header, as 'Name: value' (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Exit 1 on an HTTP status of 400 or more (the body is still saved)
+    #[arg(long)]
+    pub fail: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Server to load
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Server port
+    #[arg(short, long, value_name = "PORT", default_value_t = 9999)]
+    pub port: u16,
+    /// Concurrent clients, one connection and one thread each
+    #[arg(short = 'c', long, value_name = "CLIENTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub clients: u32,
+    /// Round trips per client
+    #[arg(short = 'n', long, value_name = "MESSAGES", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub messages: u64,
+    /// Run for this long instead of a fixed number of messages
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// A fresh connection for every round trip (measures connections per second)
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Give up on a connect or a reply after this long
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print one JSON object instead of the text summary
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {}
+
+/// `1s`, `250ms`, `2m`, `1h` or a plain number of seconds (fractions allowed).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration `{text}` (try 1s, 250ms, 2m or 5)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration `{text}` is out of range"))
+}
+
+/// `Name: value`, the way curl's -H takes it; the name must be a valid header token.
+pub fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("header `{text}` has no `:` (use 'Name: value')"))?;
+    let is_token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(is_token) {
+        return Err(format!("invalid header name `{name}`"));
+    }
+    let value = value.trim();
+    if value.contains(['\r', '\n']) {
+        return Err(format!("header `{name}` has a line break in its value"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_in_every_accepted_form() {
+        let cases = [
+            ("1s", 1000),
+            ("250ms", 250),
+            ("2m", 120_000),
+            ("5", 5000),
+            ("0.5", 500),
+            ("1.5s", 1500),
+            ("0", 0),
+            ("1h", 3_600_000),
+        ];
+        for (text, ms) in cases {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_durations_are_rejected_with_a_hint() {
+        for text in ["", "s", "1x", "-1s", "1.2.3", "ms5", "1e400"] {
+            assert!(parse_duration(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn headers_split_on_the_first_colon() {
+        assert_eq!(
+            parse_header("X-A: b:c "),
+            Ok(("X-A".to_string(), "b:c".to_string()))
+        );
+        assert_eq!(
+            parse_header("Accept:*/*"),
+            Ok(("Accept".to_string(), "*/*".to_string()))
+        );
+        for bad in ["NoColon", ": v", "Bad Name: v", "X: a\r\nInjected: 1"] {
+            assert!(parse_header(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! `sockdemo demo`: the tutorial in one command. A server on a free loopback port, the
+//! client with the tutorial's three names against it, both sides visible: the client's
+//! lines on stdout, the server's log on stderr.
+
+use std::io;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context;
+use log::info;
+
+use crate::cli::DemoArgs;
+use crate::client::{self, Connection};
+use crate::server::{Config, Server};
+
+/// The names the tutorial's client sends.
+pub const NAMES: [&str; 3] = ["Michael", "Tracy", "Sarah"];
+
+pub fn run(_args: &DemoArgs) -> anyhow::Result<()> {
+    let server = Server::bind(Config {
+        port: 0,
+        ..Config::default()
+    })?;
+    let addr = server.local_addr();
+    let handle = server.handle();
+    let server_thread = thread::Builder::new()
+        .name("server".to_string())
+        .spawn(move || server.run())
+        .context("cannot start the server thread")?;
+
+    info!(
+        "Running the client: sockdemo client --port {} {}",
+        addr.port(),
+        NAMES.join(" ")
+    );
+    let talked = Connection::open(&addr.ip().to_string(), addr.port(), Duration::from_secs(10))
+        .and_then(|mut conn| {
+            let names = NAMES.iter().map(|n| Ok(n.as_bytes().to_vec()));
+            client::talk(&mut conn, names, &mut io::stdout().lock())
+        });
+
+    // Shutdown waits for the server's side of the connection to finish, so its
+    // "closed" line is logged before the demo ends.
+    handle.shutdown();
+    let _ = server_thread.join();
+    talked
+}

@@ -1,0 +1,7 @@
+//! `sockdemo fetch`: not written yet.
+
+use crate::cli::FetchArgs;
+
+pub fn run(_args: &FetchArgs) -> anyhow::Result<()> {
+    anyhow::bail!("fetch is not implemented yet")
+}

@@ -1,0 +1,47 @@
+//! sockdemo: socket programming the way the classic Python tutorial teaches it, done with
+//! care. A Hello server and its client, an HTTP/1.1 GET over a raw TCP socket, a load
+//! generator, and a demo that runs the tutorial end to end on loopback.
+//!
+//! Everything is blocking `std::net` with one OS thread per connection: the point is to show
+//! what the tutorial shows, and to make that simple design hold up in real use.
+
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod demo;
+pub mod fetch;
+pub mod hello;
+pub mod http;
+pub mod net;
+pub mod server;
+#[cfg(test)]
+mod testing;
+
+use cli::Command;
+
+/// Runs one subcommand to completion.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => server::run(&args),
+        Command::Client(args) => client::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Fetch(args) => fetch::run(&args),
+        Command::Bench(args) => bench::run(&args),
+    }
+}
+
+/// True when the error comes from writing to a reader that has gone away.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        let kind = if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+            e.kind()
+        } else if let Some(e) = cause.downcast_ref::<net::PlainIoError>() {
+            e.0.kind()
+        } else {
+            return false;
+        };
+        kind == std::io::ErrorKind::BrokenPipe
+    })
+}

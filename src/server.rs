@@ -1,0 +1,385 @@
+//! The Hello server: bind, then one OS thread per accepted connection, as the tutorial
+//! teaches, made to hold up: the number of open connections is capped, idle and
+//! never-reading clients time out, accept errors are waited out instead of ending the
+//! server, and SIGINT/SIGTERM close everything and exit cleanly.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use log::{debug, info, warn};
+
+use crate::cli::ServeArgs;
+use crate::hello::{End, Framer, GREETING};
+use crate::net::{self, describe, IoContext, RECV_SIZE};
+
+/// Stack for a connection thread. It holds a 1 KiB buffer and a few frames; the default
+/// 2 MiB would only cost address space, but a small one makes the cost per connection plain.
+const CONN_STACK: usize = 64 * 1024;
+/// How long shutdown waits for connection threads to notice their sockets closed.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+/// Back-off after a failed accept, doubling up to the maximum.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub max_connections: usize,
+    /// `None`: a client may stay silent forever.
+    pub idle_timeout: Option<Duration>,
+    pub delay: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".to_string(),
+            port: 9999,
+            max_connections: 1024,
+            idle_timeout: Some(Duration::from_secs(300)),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+impl From<&ServeArgs> for Config {
+    fn from(args: &ServeArgs) -> Self {
+        Config {
+            host: args.host.clone(),
+            port: args.port,
+            max_connections: args.max_connections as usize,
+            idle_timeout: net::optional(args.idle_timeout),
+            delay: args.delay,
+        }
+    }
+}
+
+/// `sockdemo serve`: serve until SIGINT or SIGTERM.
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let server = Server::bind(Config::from(args))?;
+    let handle = server.handle();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("cannot install signal handlers")?;
+    thread::Builder::new()
+        .name("signals".to_string())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let name = if signal == signal_hook::consts::SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                info!("Received {name}, shutting down");
+                handle.shutdown();
+            }
+        })
+        .context("cannot start the signal thread")?;
+    server.run();
+    Ok(())
+}
+
+/// A bound listener, ready to [`run`](Server::run).
+pub struct Server {
+    listener: TcpListener,
+    local: SocketAddr,
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+}
+
+/// Stops a running server from another thread.
+#[derive(Clone)]
+pub struct Handle {
+    local: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+/// What the accept loop and the connection threads share.
+#[derive(Default)]
+struct Shared {
+    stopping: AtomicBool,
+    served: AtomicU64,
+    open: Mutex<Open>,
+    /// Signalled when a connection closes or shutdown begins.
+    changed: Condvar,
+}
+
+/// The open connections, kept so that shutdown can close them.
+#[derive(Default)]
+struct Open {
+    next_id: u64,
+    streams: HashMap<u64, Arc<TcpStream>>,
+}
+
+impl Server {
+    /// Binds `config.host:config.port` and logs `Listening on` with the real address; port 0
+    /// picks a free port (see [`local_addr`]).
+    ///
+    /// [`local_addr`]: Server::local_addr
+    pub fn bind(config: Config) -> anyhow::Result<Server> {
+        let addrs = net::resolve(&config.host, config.port, net::Family::Any)?;
+        let addr = addrs[0];
+        let listener = TcpListener::bind(addr).map_err(|err| listen_error(addr, err))?;
+        let local = listener
+            .local_addr()
+            .io_context(|| format!("cannot read the address of {addr}"))?;
+        info!("Listening on {local}");
+        Ok(Server {
+            listener,
+            local,
+            config: Arc::new(config),
+            shared: Arc::default(),
+        })
+    }
+
+    /// The address really bound (with the port the system picked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle {
+            local: self.local,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Accepts and serves until [`Handle::shutdown`]; returns how many connections it served.
+    pub fn run(self) -> u64 {
+        info!("Waiting for connection...");
+        let mut backoff = Backoff::default();
+        while self.wait_for_slot() {
+            match self.listener.accept() {
+                Ok(_) if self.shared.stopping() => break,
+                Ok((stream, peer)) => {
+                    backoff.succeeded();
+                    self.spawn(stream, peer);
+                }
+                Err(_) if self.shared.stopping() => break,
+                Err(err) => backoff.failed(&err),
+            }
+        }
+        self.finish()
+    }
+
+    /// Blocks while the server is at `max_connections`; false once shutdown has begun.
+    fn wait_for_slot(&self) -> bool {
+        let mut open = self.shared.lock();
+        let mut told = false;
+        while open.streams.len() >= self.config.max_connections && !self.shared.stopping() {
+            if !told {
+                info!(
+                    "{} connections open (--max-connections): new clients wait until one closes",
+                    open.streams.len()
+                );
+                told = true;
+            }
+            open = self
+                .shared
+                .changed
+                .wait(open)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        if told {
+            info!("A connection closed, accepting again");
+        }
+        !self.shared.stopping()
+    }
+
+    fn spawn(&self, stream: TcpStream, peer: SocketAddr) {
+        let stream = Arc::new(stream);
+        let id = self.shared.register(Arc::clone(&stream));
+        self.shared.served.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::clone(&self.shared);
+        let config = Arc::clone(&self.config);
+        let spawned = thread::Builder::new()
+            .name(format!("conn-{peer}"))
+            .stack_size(CONN_STACK)
+            .spawn(move || {
+                serve_connection(&stream, peer, &config);
+                shared.unregister(id);
+            });
+        if let Err(err) = spawned {
+            warn!(
+                "Cannot start a thread for {peer}, dropping it: {}",
+                describe(&err)
+            );
+            self.shared.unregister(id);
+            thread::sleep(ACCEPT_BACKOFF_MIN);
+        }
+    }
+
+    /// After the accept loop: wait briefly for the connection threads, then report.
+    fn finish(self) -> u64 {
+        drop(self.listener);
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let mut open = self.shared.lock();
+        while !open.streams.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                warn!("{} connections still closing at exit", open.streams.len());
+                break;
+            }
+            open = match self.shared.changed.wait_timeout(open, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        let served = self.shared.served.load(Ordering::Relaxed);
+        let s = if served == 1 { "" } else { "s" };
+        info!("Server stopped after serving {served} connection{s}");
+        served
+    }
+}
+
+impl Handle {
+    /// Stops accepting, closes every open connection and lets [`Server::run`] return.
+    pub fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        {
+            let open = self.shared.lock();
+            for stream in open.streams.values() {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+        self.shared.changed.notify_all();
+        // The accept loop may be blocked in accept(): a connection of our own wakes it.
+        let _ = TcpStream::connect_timeout(&wake_addr(self.local), Duration::from_millis(200));
+    }
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Open> {
+        // A connection thread that panicked cannot leave the map half-updated.
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn register(&self, stream: Arc<TcpStream>) -> u64 {
+        let mut open = self.lock();
+        let id = open.next_id;
+        open.next_id += 1;
+        open.streams.insert(id, stream);
+        id
+    }
+
+    fn unregister(&self, id: u64) {
+        self.lock().streams.remove(&id);
+        self.changed.notify_all();
+    }
+}
+
+/// One client, from greeting to close. Every way it can end is logged, never propagated:
+/// a client's trouble is not the server's.
+fn serve_connection(stream: &TcpStream, peer: SocketAddr, config: &Config) {
+    info!("Accept new connection from {peer}...");
+    match converse(stream, config) {
+        Ok(Some(End::LineTooLong)) => warn!("Connection from {peer}: line too long, closing"),
+        Ok(_) => {}
+        Err(err) if net::is_timeout(&err) => info!("Connection from {peer} timed out"),
+        Err(err) => debug!("Connection from {peer}: {}", describe(&err)),
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+    info!("Connection from {peer} closed.");
+}
+
+/// The protocol loop: greeting, then a reply for every message, until `exit`, EOF, a line
+/// that is too long, or an error. Returns why it ended (`None` for EOF).
+fn converse(mut stream: &TcpStream, config: &Config) -> io::Result<Option<End>> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(config.idle_timeout)?;
+    // A client that stops reading fills its buffers; the write timeout frees this thread.
+    stream.set_write_timeout(config.idle_timeout)?;
+    stream.write_all(GREETING)?;
+    let mut framer = Framer::new();
+    let mut buf = [0u8; RECV_SIZE];
+    let mut out = Vec::with_capacity(2 * RECV_SIZE);
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        out.clear();
+        let outcome = framer.push(&buf[..n], &mut out);
+        if !config.delay.is_zero() && outcome.replies > 0 {
+            thread::sleep(config.delay * outcome.replies as u32);
+        }
+        // One write per chunk: replies to several lines in one segment leave together.
+        stream.write_all(&out)?;
+        if outcome.end.is_some() {
+            return Ok(outcome.end);
+        }
+    }
+}
+
+/// Logs accept failures once per burst, and sleeps a growing while between them so that a
+/// shortage (of file descriptors, say) is waited out without spinning a core.
+#[derive(Default)]
+struct Backoff {
+    failures: u64,
+}
+
+impl Backoff {
+    fn failed(&mut self, err: &io::Error) {
+        if is_transient(err) {
+            debug!("accept: {}", describe(err));
+            return;
+        }
+        if self.failures == 0 {
+            warn!("Cannot accept: {}; retrying", describe(err));
+        }
+        self.failures += 1;
+        let exp = self.failures.min(16) as u32 - 1;
+        thread::sleep((ACCEPT_BACKOFF_MIN * 2u32.pow(exp.min(6))).min(ACCEPT_BACKOFF_MAX));
+    }
+
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            info!("Accepting again after {} failed attempts", self.failures);
+            self.failures = 0;
+        }
+    }
+}
+
+/// Errors about one would-be connection that vanished before accept; nothing to wait out.
+fn is_transient(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+fn listen_error(addr: SocketAddr, err: io::Error) -> anyhow::Error {
+    let hint = if err.kind() == io::ErrorKind::PermissionDenied && addr.port() < 1024 {
+        " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!("cannot listen on {addr}: {}{hint}", describe(&err))
+}
+
+/// Where to connect to reach our own listener (an unspecified address is not connectable).
+fn wake_addr(local: SocketAddr) -> SocketAddr {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, local.port())
+}

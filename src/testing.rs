@@ -1,0 +1,36 @@
+//! Helpers for unit tests: a seeded generator, so that "random" splits are repeatable.
+
+/// xorshift64*: tiny, seeded, good enough to shuffle test inputs.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// `data` cut into pieces of random lengths, small ones favoured.
+    pub fn split(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
+        let mut pieces = Vec::new();
+        let mut rest = data;
+        while !rest.is_empty() {
+            let cap = [1, 2, 7, 64, 1024][self.below(5)];
+            let len = 1 + self.below(cap.min(rest.len()));
+            let (piece, tail) = rest.split_at(len);
+            pieces.push(piece.to_vec());
+            rest = tail;
+        }
+        pieces
+    }
+}

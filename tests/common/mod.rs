@@ -1,0 +1,189 @@
+//! Helpers shared by the integration tests: run the real binary with a time limit, start a
+//! server on port 0 and read its real address from its log, talk to it with timeouts.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sockdemo");
+/// No single step of a test may take longer than this: a hang is a failure.
+pub const STEP: Duration = Duration::from_secs(20);
+
+/// `sockdemo ARGS...`, ready to run.
+pub fn sockdemo<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("RUST_LOG");
+    cmd
+}
+
+/// Runs `cmd` to completion with `input` on stdin; panics if it takes longer than `limit`.
+pub fn run_with_input(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sockdemo");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    wait_output(child, limit)
+}
+
+/// Runs `cmd` with stdin closed; panics if it takes longer than `limit`.
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    run_with_input(cmd, b"", limit)
+}
+
+/// Collects a child's output, killing it (and failing the test) after `limit`.
+pub fn wait_output(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("wait for sockdemo"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("sockdemo (pid {pid}) did not finish within {limit:?}");
+        }
+    }
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A `sockdemo serve` process on a free port, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    lines: Receiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `sockdemo serve --port 0 EXTRA...` and waits for its `Listening on` line.
+    pub fn start(extra: &[&str]) -> Server {
+        let mut cmd = sockdemo(["serve", "--port", "0"]);
+        cmd.args(extra);
+        Server::spawn(cmd)
+    }
+
+    /// Starts a server command (which must log `Listening on`) and waits for that line.
+    pub fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn server");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let keep = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                keep.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            lines,
+            log,
+        };
+        let line = server.wait_for_log("Listening on ");
+        let addr = line.split("Listening on ").nth(1).expect("address");
+        server.addr = addr.trim().parse().expect("a socket address after `Listening on`");
+        server
+    }
+
+    /// Waits (at most [`STEP`]) for a log line containing `needle` and returns it.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "no log line with {needle:?} within {STEP:?}; log so far:\n{}",
+                    self.log().join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Every log line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// Sends `signal` (e.g. "INT") and waits for the exit, at most `limit`.
+    pub fn signal_and_wait(mut self, signal: &str, limit: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-s", signal, &pid]).status().unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit within {limit:?} of SIG{signal}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain TCP peer with timeouts, so that a test waiting for bytes fails instead of hanging.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, STEP).expect("connect");
+    stream.set_read_timeout(Some(STEP)).unwrap();
+    stream.set_write_timeout(Some(STEP)).unwrap();
+    stream
+}
+
+/// Reads exactly `n` bytes (or fails the test).
+pub fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    stream.read_exact(&mut buf).expect("read the expected bytes");
+    buf
+}
+
+/// Reads until the peer closes; the bytes and whether it closed cleanly.
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let _ = stream.read_to_end(&mut all);
+    all
+}
