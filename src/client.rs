@@ -36,7 +36,7 @@ pub fn talk(
     names: impl IntoIterator<Item = io::Result<Vec<u8>>>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    conn.expect(GREETING, "the greeting")?;
+    conn.expect(GREETING, "greeting")?;
     print_line(out, GREETING)?;
     let mut reply = Vec::new();
     for name in names {
@@ -47,7 +47,7 @@ pub fn talk(
         conn.send(&name)?;
         reply.clear();
         hello::reply(&name, b"", &mut reply);
-        conn.expect(&reply, "the reply")?;
+        conn.expect(&reply, "reply")?;
         print_line(out, &reply)?;
     }
     conn.send(EXIT)?;
@@ -152,11 +152,11 @@ impl Connection {
                 return Ok(());
             }
             let n = match self.stream.read(&mut buf) {
-                Ok(0) => anyhow::bail!("{peer} closed the connection before {what} was complete"),
+                Ok(0) => anyhow::bail!("{peer} closed the connection before the {what} was complete"),
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => {
-                    return Err(err).io_context(|| format!("cannot read {what} from {peer}"))
+                    return Err(err).io_context(|| format!("cannot read the {what} from {peer}"))
                 }
             };
             self.pending.extend_from_slice(&buf[..n]);

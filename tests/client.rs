@@ -1,0 +1,188 @@
+//! `sockdemo client` against the tutorial's Python server, our own server, and in-test peers
+//! that split, delay, cut short or get wrong their replies.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{run, run_with_input, sockdemo, stderr, stdout, Server, STEP};
+
+const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
+const TUTORIAL_OUTPUT: &str = "Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n";
+
+fn client(port: u16, extra: &[&str]) -> Command {
+    let mut cmd = sockdemo(["client", "--port", &port.to_string()]);
+    cmd.args(extra);
+    cmd
+}
+
+/// A one-connection peer on a free loopback port, scripted by `script`.
+fn peer(script: impl FnOnce(TcpStream) + Send + 'static) -> (SocketAddr, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(STEP)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        script(stream);
+    });
+    (addr, handle)
+}
+
+fn read_exactly(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    stream.read_exact(&mut buf).unwrap();
+    buf
+}
+
+#[test]
+fn against_the_tutorials_server_it_prints_the_tutorial_lines() {
+    let mut python = Command::new("python3");
+    python.arg(format!("{PEERS}/tutorial_server.py")).args(["127.0.0.1", "0", "0.05"]);
+    let server = Server::spawn(python);
+    let output = run(&mut client(server.addr.port(), &["Michael", "Tracy", "Sarah"]), STEP);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), TUTORIAL_OUTPUT);
+}
+
+#[test]
+fn against_our_server_it_prints_the_tutorial_lines() {
+    let server = Server::start(&[]);
+    let output = run(&mut client(server.addr.port(), &["Michael", "Tracy", "Sarah"]), STEP);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), TUTORIAL_OUTPUT);
+}
+
+#[test]
+fn names_come_from_stdin_when_none_are_given() {
+    let server = Server::start(&[]);
+    let output = run_with_input(
+        &mut client(server.addr.port(), &[]),
+        b"Michael\n\nTracy\r\nSarah\nexit\nNobody\n",
+        STEP,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), TUTORIAL_OUTPUT);
+}
+
+#[test]
+fn a_name_is_resolved() {
+    let server = Server::start(&[]);
+    let output = run(&mut client(server.addr.port(), &["--host", "localhost", "Ann"]), STEP);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "Welcome!\nHello, Ann!\n");
+}
+
+#[test]
+fn every_address_is_tried_in_turn() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let open = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addrs = [closed, open.local_addr().unwrap()];
+    let stream = sockdemo::net::connect_any(&addrs, STEP).expect("second address answers");
+    assert_eq!(stream.peer_addr().unwrap(), addrs[1]);
+}
+
+#[test]
+fn connection_refused_names_the_address_and_the_server() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let output = run(&mut client(closed.port(), &["x"]), STEP);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!("error: cannot connect to {closed}: connection refused (is `sockdemo serve` running?)\n")
+    );
+    assert_eq!(stdout(&output), "");
+}
+
+#[test]
+fn a_reply_in_three_delayed_segments_is_printed_whole() {
+    let (addr, peer) = peer(|mut s| {
+        for piece in [b"Wel".as_slice(), b"come!"] {
+            s.write_all(piece).unwrap();
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(read_exactly(&mut s, 7), b"Michael");
+        for piece in [b"Hel".as_slice(), b"lo, Mic", b"hael!"] {
+            s.write_all(piece).unwrap();
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(read_exactly(&mut s, 4), b"exit");
+    });
+    let output = run(&mut client(addr.port(), &["Michael"]), STEP);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "Welcome!\nHello, Michael!\n");
+    peer.join().unwrap();
+}
+
+#[test]
+fn a_five_thousand_byte_name_is_printed_whole() {
+    let name = "n".repeat(5000);
+    let expected = format!("Hello, {name}!");
+    let reply = expected.clone();
+    let (addr, peer) = peer(move |mut s| {
+        s.write_all(b"Welcome!").unwrap();
+        let got = read_exactly(&mut s, 5000);
+        s.write_all(format!("Hello, {}!", String::from_utf8(got).unwrap()).as_bytes()).unwrap();
+        assert_eq!(read_exactly(&mut s, 4), b"exit");
+        drop(reply);
+    });
+    let output = run(&mut client(addr.port(), &[&name]), STEP);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), format!("Welcome!\n{expected}\n"));
+    peer.join().unwrap();
+}
+
+#[test]
+fn a_server_that_closes_early_is_an_error() {
+    let (addr, peer) = peer(|mut s| {
+        s.write_all(b"Welcome!").unwrap();
+        let _ = read_exactly(&mut s, 5);
+    });
+    let output = run(&mut client(addr.port(), &["Tracy"]), STEP);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "Welcome!\n");
+    assert_eq!(
+        stderr(&output),
+        format!("error: {addr} closed the connection before the reply was complete\n")
+    );
+    peer.join().unwrap();
+}
+
+#[test]
+fn a_wrong_reply_is_an_error_not_a_hang() {
+    let (addr, peer) = peer(|mut s| {
+        s.write_all(b"Welcome!").unwrap();
+        let _ = read_exactly(&mut s, 5);
+        s.write_all(b"Hi!").unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    let started = Instant::now();
+    let output = run(&mut client(addr.port(), &["Sarah"]), STEP);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).starts_with(&format!("error: unexpected reply from {addr}")));
+    peer.join().unwrap();
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    let (addr, peer) = peer(|mut s| {
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    let started = Instant::now();
+    let output = run(&mut client(addr.port(), &["--timeout", "500ms", "x"]), STEP);
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!("error: cannot read the greeting from {addr}: timed out\n")
+    );
+    assert!(elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+    peer.join().unwrap();
+}

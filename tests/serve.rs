@@ -1,0 +1,296 @@
+//! `sockdemo serve` over real sockets: the tutorial's exchange, line mode, hostile bytes,
+//! concurrency, limits, timeouts and shutdown.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{connect, read_n, read_to_close, run, sockdemo, stderr, Server, STEP};
+
+const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
+
+/// Connects and consumes the greeting.
+fn greeted(server: &Server) -> TcpStream {
+    let mut stream = connect(server.addr);
+    assert_eq!(read_n(&mut stream, 8), b"Welcome!");
+    stream
+}
+
+/// Sends `message` and reads a reply of the expected length.
+fn round_trip(stream: &mut TcpStream, message: &[u8], want: &[u8]) {
+    stream.write_all(message).unwrap();
+    assert_eq!(read_n(stream, want.len()), want);
+}
+
+#[test]
+fn tutorial_client_gets_the_tutorial_lines() {
+    let server = Server::start(&[]);
+    let output = run(
+        Command::new("python3").arg(format!("{PEERS}/tutorial_client.py")).arg(server.port()),
+        STEP,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        common::stdout(&output),
+        "Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
+    );
+}
+
+#[test]
+fn every_connection_is_logged_open_and_closed() {
+    let mut server = Server::start(&[]);
+    let mut stream = greeted(&server);
+    let local = stream.local_addr().unwrap();
+    server.wait_for_log(&format!("Accept new connection from {local}..."));
+    stream.write_all(b"exit").unwrap();
+    assert_eq!(read_to_close(&mut stream), b"");
+    server.wait_for_log(&format!("Connection from {local} closed."));
+    assert!(server.log().iter().any(|l| l.contains("Waiting for connection...")));
+}
+
+#[test]
+fn several_lines_in_one_segment_get_one_reply_each() {
+    let server = Server::start(&[]);
+    let mut stream = greeted(&server);
+    round_trip(&mut stream, b"a\nb\nc\n", b"Hello, a!\nHello, b!\nHello, c!\n");
+}
+
+#[test]
+fn line_split_across_segments_is_one_message() {
+    let server = Server::start(&[]);
+    let mut stream = greeted(&server);
+    stream.set_nodelay(true).unwrap();
+    round_trip(&mut stream, b"start\n", b"Hello, start!\n");
+    for piece in [b"Mi".as_slice(), b"cha", b"el\r", b"\nTra", b"cy\n"] {
+        stream.write_all(piece).unwrap();
+        // Let each piece leave as its own segment; the server must not answer a half line.
+        thread::sleep(Duration::from_millis(30));
+    }
+    assert_eq!(read_n(&mut stream, 31), b"Hello, Michael!\r\nHello, Tracy!\n");
+}
+
+#[test]
+fn crlf_is_kept_and_empty_lines_are_messages() {
+    let server = Server::start(&[]);
+    let mut stream = greeted(&server);
+    round_trip(&mut stream, b"x\r\n\n\r\n", b"Hello, x!\r\nHello, !\nHello, !\r\n");
+}
+
+#[test]
+fn printf_into_netcat_style_input_gets_a_greeting_per_line() {
+    let server = Server::start(&[]);
+    let mut stream = greeted(&server);
+    stream.write_all(b"a\nb\n").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_to_close(&mut stream), b"Hello, a!\nHello, b!\n");
+}
+
+#[test]
+fn a_line_over_64_kib_is_refused_and_only_that_client_is_closed() {
+    let mut server = Server::start(&[]);
+    let mut other = greeted(&server);
+    let mut stream = greeted(&server);
+    round_trip(&mut stream, b"ok\n", b"Hello, ok!\n");
+    let long = vec![b'x'; 65 * 1024 + 1];
+    // The server may close before all of it is sent; that is the point.
+    let _ = stream.write_all(&long);
+    let said = read_to_close(&mut stream);
+    assert_eq!(said, b"error: line longer than 65536 bytes\n");
+    server.wait_for_log("line too long");
+    round_trip(&mut other, b"still here\n", b"Hello, still here!\n");
+}
+
+#[test]
+fn invalid_utf8_nul_and_control_bytes_are_echoed_exactly() {
+    let server = Server::start(&[]);
+    let mut stream = greeted(&server);
+    round_trip(&mut stream, b"\xff\xfe\x00\x1b[2J", b"Hello, \xff\xfe\x00\x1b[2J!");
+    round_trip(&mut stream, b"\xc3\x28\x00\x07\n", b"Hello, \xc3\x28\x00\x07!\n");
+    round_trip(&mut stream, b"after\n", b"Hello, after!\n");
+}
+
+#[test]
+fn exit_closes_without_a_reply() {
+    let server = Server::start(&[]);
+    let mut raw = greeted(&server);
+    round_trip(&mut raw, b"Bob", b"Hello, Bob!");
+    raw.write_all(b"exit").unwrap();
+    assert_eq!(read_to_close(&mut raw), b"");
+
+    let mut lines = greeted(&server);
+    lines.write_all(b"a\nexit\nnot answered\n").unwrap();
+    assert_eq!(read_to_close(&mut lines), b"Hello, a!\n");
+}
+
+#[test]
+fn eof_closes_the_connection() {
+    let mut server = Server::start(&[]);
+    let stream = greeted(&server);
+    let local = stream.local_addr().unwrap();
+    drop(stream);
+    server.wait_for_log(&format!("Connection from {local} closed."));
+}
+
+#[test]
+fn the_server_survives_a_client_that_resets() {
+    let mut server = Server::start(&[]);
+    let output = run(
+        Command::new("python3").arg(format!("{PEERS}/reset.py")).arg(server.port()),
+        STEP,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    server.wait_for_log("closed.");
+    let mut stream = greeted(&server);
+    round_trip(&mut stream, b"next", b"Hello, next!");
+    assert!(server.child.try_wait().unwrap().is_none(), "server exited");
+}
+
+#[test]
+fn a_hundred_slow_replies_are_served_concurrently() {
+    let server = Server::start(&["--delay", "200ms"]);
+    let addr = server.addr;
+    let started = Instant::now();
+    let clients: Vec<_> = (0..100)
+        .map(|i| {
+            thread::spawn(move || {
+                let mut stream = connect(addr);
+                assert_eq!(read_n(&mut stream, 8), b"Welcome!");
+                let name = format!("client{i}");
+                stream.write_all(name.as_bytes()).unwrap();
+                let want = format!("Hello, {name}!");
+                assert_eq!(read_n(&mut stream, want.len()), want.as_bytes());
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("client thread");
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}: --delay ignored");
+    // One at a time would take 20 s.
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}: not concurrent");
+}
+
+#[test]
+fn at_max_connections_a_third_client_waits_until_one_leaves() {
+    let mut server = Server::start(&["--max-connections", "2"]);
+    let mut first = greeted(&server);
+    let _second = greeted(&server);
+    server.wait_for_log("new clients wait");
+
+    let mut third = connect(server.addr);
+    third.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut byte = [0u8; 1];
+    let early = third.read(&mut byte);
+    assert!(early.is_err(), "third client served while two were open: {early:?}");
+
+    first.write_all(b"exit").unwrap();
+    third.set_read_timeout(Some(STEP)).unwrap();
+    assert_eq!(read_n(&mut third, 8), b"Welcome!");
+    round_trip(&mut third, b"third", b"Hello, third!");
+}
+
+#[test]
+fn an_idle_client_is_closed_and_an_active_one_is_not() {
+    let mut server = Server::start(&["--idle-timeout", "1s"]);
+    let mut idle = greeted(&server);
+    let mut active = greeted(&server);
+    let started = Instant::now();
+    for i in 0..8 {
+        thread::sleep(Duration::from_millis(250));
+        round_trip(&mut active, format!("{i}\n").as_bytes(), format!("Hello, {i}!\n").as_bytes());
+    }
+    assert_eq!(read_to_close(&mut idle), b"");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    server.wait_for_log("timed out");
+    round_trip(&mut active, b"still\n", b"Hello, still!\n");
+}
+
+#[test]
+fn idle_timeout_zero_keeps_a_silent_client() {
+    let server = Server::start(&["--idle-timeout", "0"]);
+    let mut idle = greeted(&server);
+    idle.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(idle.read(&mut byte).is_err(), "closed although the idle timeout is off");
+    round_trip(&mut idle, b"awake", b"Hello, awake!");
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_stall_the_others() {
+    let server = Server::start(&["--idle-timeout", "2s"]);
+    let mut hog = greeted(&server);
+    hog.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Lines without end, never reading a reply: the server's writes to it block.
+    let writer = thread::spawn(move || {
+        let chunk = b"a\n".repeat(32 * 1024);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && hog.write_all(&chunk).is_ok() {}
+    });
+    thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    for i in 0..20 {
+        let mut other = greeted(&server);
+        let msg = format!("other{i}\n");
+        round_trip(&mut other, msg.as_bytes(), format!("Hello, other{i}!\n").as_bytes());
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    writer.join().unwrap();
+}
+
+#[test]
+fn a_port_in_use_is_a_one_line_error() {
+    let server = Server::start(&[]);
+    let output = run(&mut sockdemo(["serve", "--port", &server.port()]), STEP);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(
+        err.trim_end(),
+        format!("error: cannot listen on {}: address already in use", server.addr)
+    );
+}
+
+#[test]
+fn a_bad_host_is_a_one_line_error() {
+    let output = run(&mut sockdemo(["serve", "--host", "no.such.host.invalid", "--port", "0"]), STEP);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.starts_with("error: cannot resolve no.such.host.invalid"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn sigint_with_open_connections_exits_zero_within_a_second() {
+    for signal in ["INT", "TERM"] {
+        let mut server = Server::start(&[]);
+        let mut streams: Vec<TcpStream> = (0..5).map(|_| greeted(&server)).collect();
+        let last = streams[4].local_addr().unwrap();
+        server.wait_for_log(&format!("Accept new connection from {last}"));
+        let started = Instant::now();
+        let status = server.signal_and_wait(signal, Duration::from_secs(1));
+        assert!(status.success(), "SIG{signal}: {status:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        for stream in &mut streams {
+            assert_eq!(read_to_close(stream), b"", "connection left open");
+        }
+    }
+}
+
+#[test]
+fn ipv6_and_all_interfaces_work() {
+    for host in ["::1", "0.0.0.0"] {
+        let server = Server::start(&["--host", host]);
+        let target = if host == "::1" {
+            server.addr
+        } else {
+            format!("127.0.0.1:{}", server.port()).parse().unwrap()
+        };
+        let mut stream = connect(target);
+        assert_eq!(read_n(&mut stream, 8), b"Welcome!");
+        round_trip(&mut stream, b"v6", b"Hello, v6!");
+    }
+}
