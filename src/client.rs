@@ -152,7 +152,9 @@ impl Connection {
                 return Ok(());
             }
             let n = match self.stream.read(&mut buf) {
-                Ok(0) => anyhow::bail!("{peer} closed the connection before the {what} was complete"),
+                Ok(0) => {
+                    anyhow::bail!("{peer} closed the connection before the {what} was complete")
+                }
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => {

@@ -43,9 +43,16 @@ fn usage_errors_exit_2() {
 fn demo_runs_the_tutorial_end_to_end() {
     let output = run(&mut sockdemo(["demo"]), STEP);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stdout(&output), "Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n");
+    assert_eq!(
+        stdout(&output),
+        "Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
+    );
     let log = stderr(&output);
-    for needle in ["Listening on 127.0.0.1:", "Accept new connection from", "closed."] {
+    for needle in [
+        "Listening on 127.0.0.1:",
+        "Accept new connection from",
+        "closed.",
+    ] {
         assert!(log.contains(needle), "{needle:?} missing from\n{log}");
     }
 }

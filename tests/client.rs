@@ -42,9 +42,14 @@ fn read_exactly(stream: &mut TcpStream, n: usize) -> Vec<u8> {
 #[test]
 fn against_the_tutorials_server_it_prints_the_tutorial_lines() {
     let mut python = Command::new("python3");
-    python.arg(format!("{PEERS}/tutorial_server.py")).args(["127.0.0.1", "0", "0.05"]);
+    python
+        .arg(format!("{PEERS}/tutorial_server.py"))
+        .args(["127.0.0.1", "0", "0.05"]);
     let server = Server::spawn(python);
-    let output = run(&mut client(server.addr.port(), &["Michael", "Tracy", "Sarah"]), STEP);
+    let output = run(
+        &mut client(server.addr.port(), &["Michael", "Tracy", "Sarah"]),
+        STEP,
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), TUTORIAL_OUTPUT);
 }
@@ -52,7 +57,10 @@ fn against_the_tutorials_server_it_prints_the_tutorial_lines() {
 #[test]
 fn against_our_server_it_prints_the_tutorial_lines() {
     let server = Server::start(&[]);
-    let output = run(&mut client(server.addr.port(), &["Michael", "Tracy", "Sarah"]), STEP);
+    let output = run(
+        &mut client(server.addr.port(), &["Michael", "Tracy", "Sarah"]),
+        STEP,
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), TUTORIAL_OUTPUT);
 }
@@ -72,14 +80,20 @@ fn names_come_from_stdin_when_none_are_given() {
 #[test]
 fn a_name_is_resolved() {
     let server = Server::start(&[]);
-    let output = run(&mut client(server.addr.port(), &["--host", "localhost", "Ann"]), STEP);
+    let output = run(
+        &mut client(server.addr.port(), &["--host", "localhost", "Ann"]),
+        STEP,
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), "Welcome!\nHello, Ann!\n");
 }
 
 #[test]
 fn every_address_is_tried_in_turn() {
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let open = TcpListener::bind("127.0.0.1:0").unwrap();
     let addrs = [closed, open.local_addr().unwrap()];
     let stream = sockdemo::net::connect_any(&addrs, STEP).expect("second address answers");
@@ -88,7 +102,10 @@ fn every_address_is_tried_in_turn() {
 
 #[test]
 fn connection_refused_names_the_address_and_the_server() {
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let output = run(&mut client(closed.port(), &["x"]), STEP);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
@@ -126,7 +143,8 @@ fn a_five_thousand_byte_name_is_printed_whole() {
     let (addr, peer) = peer(move |mut s| {
         s.write_all(b"Welcome!").unwrap();
         let got = read_exactly(&mut s, 5000);
-        s.write_all(format!("Hello, {}!", String::from_utf8(got).unwrap()).as_bytes()).unwrap();
+        s.write_all(format!("Hello, {}!", String::from_utf8(got).unwrap()).as_bytes())
+            .unwrap();
         assert_eq!(read_exactly(&mut s, 4), b"exit");
         drop(reply);
     });
@@ -183,6 +201,9 @@ fn a_silent_server_times_out() {
         stderr(&output),
         format!("error: cannot read the greeting from {addr}: timed out\n")
     );
-    assert!(elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
     peer.join().unwrap();
 }

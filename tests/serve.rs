@@ -30,7 +30,9 @@ fn round_trip(stream: &mut TcpStream, message: &[u8], want: &[u8]) {
 fn tutorial_client_gets_the_tutorial_lines() {
     let server = Server::start(&[]);
     let output = run(
-        Command::new("python3").arg(format!("{PEERS}/tutorial_client.py")).arg(server.port()),
+        Command::new("python3")
+            .arg(format!("{PEERS}/tutorial_client.py"))
+            .arg(server.port()),
         STEP,
     );
     assert!(output.status.success(), "{}", stderr(&output));
@@ -49,14 +51,21 @@ fn every_connection_is_logged_open_and_closed() {
     stream.write_all(b"exit").unwrap();
     assert_eq!(read_to_close(&mut stream), b"");
     server.wait_for_log(&format!("Connection from {local} closed."));
-    assert!(server.log().iter().any(|l| l.contains("Waiting for connection...")));
+    assert!(server
+        .log()
+        .iter()
+        .any(|l| l.contains("Waiting for connection...")));
 }
 
 #[test]
 fn several_lines_in_one_segment_get_one_reply_each() {
     let server = Server::start(&[]);
     let mut stream = greeted(&server);
-    round_trip(&mut stream, b"a\nb\nc\n", b"Hello, a!\nHello, b!\nHello, c!\n");
+    round_trip(
+        &mut stream,
+        b"a\nb\nc\n",
+        b"Hello, a!\nHello, b!\nHello, c!\n",
+    );
 }
 
 #[test]
@@ -70,14 +79,21 @@ fn line_split_across_segments_is_one_message() {
         // Let each piece leave as its own segment; the server must not answer a half line.
         thread::sleep(Duration::from_millis(30));
     }
-    assert_eq!(read_n(&mut stream, 31), b"Hello, Michael!\r\nHello, Tracy!\n");
+    assert_eq!(
+        read_n(&mut stream, 31),
+        b"Hello, Michael!\r\nHello, Tracy!\n"
+    );
 }
 
 #[test]
 fn crlf_is_kept_and_empty_lines_are_messages() {
     let server = Server::start(&[]);
     let mut stream = greeted(&server);
-    round_trip(&mut stream, b"x\r\n\n\r\n", b"Hello, x!\r\nHello, !\nHello, !\r\n");
+    round_trip(
+        &mut stream,
+        b"x\r\n\n\r\n",
+        b"Hello, x!\r\nHello, !\nHello, !\r\n",
+    );
 }
 
 #[test]
@@ -108,8 +124,16 @@ fn a_line_over_64_kib_is_refused_and_only_that_client_is_closed() {
 fn invalid_utf8_nul_and_control_bytes_are_echoed_exactly() {
     let server = Server::start(&[]);
     let mut stream = greeted(&server);
-    round_trip(&mut stream, b"\xff\xfe\x00\x1b[2J", b"Hello, \xff\xfe\x00\x1b[2J!");
-    round_trip(&mut stream, b"\xc3\x28\x00\x07\n", b"Hello, \xc3\x28\x00\x07!\n");
+    round_trip(
+        &mut stream,
+        b"\xff\xfe\x00\x1b[2J",
+        b"Hello, \xff\xfe\x00\x1b[2J!",
+    );
+    round_trip(
+        &mut stream,
+        b"\xc3\x28\x00\x07\n",
+        b"Hello, \xc3\x28\x00\x07!\n",
+    );
     round_trip(&mut stream, b"after\n", b"Hello, after!\n");
 }
 
@@ -139,7 +163,9 @@ fn eof_closes_the_connection() {
 fn the_server_survives_a_client_that_resets() {
     let mut server = Server::start(&[]);
     let output = run(
-        Command::new("python3").arg(format!("{PEERS}/reset.py")).arg(server.port()),
+        Command::new("python3")
+            .arg(format!("{PEERS}/reset.py"))
+            .arg(server.port()),
         STEP,
     );
     assert!(output.status.success(), "{}", stderr(&output));
@@ -170,9 +196,15 @@ fn a_hundred_slow_replies_are_served_concurrently() {
         client.join().expect("client thread");
     }
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}: --delay ignored");
+    assert!(
+        elapsed >= Duration::from_millis(200),
+        "{elapsed:?}: --delay ignored"
+    );
     // One at a time would take 20 s.
-    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}: not concurrent");
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "{elapsed:?}: not concurrent"
+    );
 }
 
 #[test]
@@ -183,10 +215,15 @@ fn at_max_connections_a_third_client_waits_until_one_leaves() {
     server.wait_for_log("new clients wait");
 
     let mut third = connect(server.addr);
-    third.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let mut byte = [0u8; 1];
     let early = third.read(&mut byte);
-    assert!(early.is_err(), "third client served while two were open: {early:?}");
+    assert!(
+        early.is_err(),
+        "third client served while two were open: {early:?}"
+    );
 
     first.write_all(b"exit").unwrap();
     third.set_read_timeout(Some(STEP)).unwrap();
@@ -202,7 +239,11 @@ fn an_idle_client_is_closed_and_an_active_one_is_not() {
     let started = Instant::now();
     for i in 0..8 {
         thread::sleep(Duration::from_millis(250));
-        round_trip(&mut active, format!("{i}\n").as_bytes(), format!("Hello, {i}!\n").as_bytes());
+        round_trip(
+            &mut active,
+            format!("{i}\n").as_bytes(),
+            format!("Hello, {i}!\n").as_bytes(),
+        );
     }
     assert_eq!(read_to_close(&mut idle), b"");
     assert!(started.elapsed() >= Duration::from_millis(900));
@@ -214,9 +255,13 @@ fn an_idle_client_is_closed_and_an_active_one_is_not() {
 fn idle_timeout_zero_keeps_a_silent_client() {
     let server = Server::start(&["--idle-timeout", "0"]);
     let mut idle = greeted(&server);
-    idle.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    idle.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
     let mut byte = [0u8; 1];
-    assert!(idle.read(&mut byte).is_err(), "closed although the idle timeout is off");
+    assert!(
+        idle.read(&mut byte).is_err(),
+        "closed although the idle timeout is off"
+    );
     round_trip(&mut idle, b"awake", b"Hello, awake!");
 }
 
@@ -236,9 +281,17 @@ fn a_client_that_never_reads_does_not_stall_the_others() {
     for i in 0..20 {
         let mut other = greeted(&server);
         let msg = format!("other{i}\n");
-        round_trip(&mut other, msg.as_bytes(), format!("Hello, other{i}!\n").as_bytes());
+        round_trip(
+            &mut other,
+            msg.as_bytes(),
+            format!("Hello, other{i}!\n").as_bytes(),
+        );
     }
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     writer.join().unwrap();
 }
 
@@ -250,16 +303,25 @@ fn a_port_in_use_is_a_one_line_error() {
     let err = stderr(&output);
     assert_eq!(
         err.trim_end(),
-        format!("error: cannot listen on {}: address already in use", server.addr)
+        format!(
+            "error: cannot listen on {}: address already in use",
+            server.addr
+        )
     );
 }
 
 #[test]
 fn a_bad_host_is_a_one_line_error() {
-    let output = run(&mut sockdemo(["serve", "--host", "no.such.host.invalid", "--port", "0"]), STEP);
+    let output = run(
+        &mut sockdemo(["serve", "--host", "no.such.host.invalid", "--port", "0"]),
+        STEP,
+    );
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
-    assert!(err.starts_with("error: cannot resolve no.such.host.invalid"), "{err}");
+    assert!(
+        err.starts_with("error: cannot resolve no.such.host.invalid"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
@@ -293,4 +355,21 @@ fn ipv6_and_all_interfaces_work() {
         assert_eq!(read_n(&mut stream, 8), b"Welcome!");
         round_trip(&mut stream, b"v6", b"Hello, v6!");
     }
+}
+
+#[test]
+fn netcat_gets_one_greeting_per_line() {
+    if !common::have("nc") {
+        return;
+    }
+    let server = Server::start(&[]);
+    let output = common::run_with_input(
+        Command::new("nc").args(["-q", "2", "127.0.0.1", &server.port()]),
+        b"Alice\nBob\r\nexit\n",
+        STEP,
+    );
+    assert_eq!(
+        common::stdout(&output),
+        "Welcome!Hello, Alice!\nHello, Bob!\r\n"
+    );
 }
