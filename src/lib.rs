@@ -16,8 +16,8 @@ pub mod hello;
 pub mod http;
 pub mod net;
 pub mod server;
-#[cfg(test)]
-mod testing;
+#[doc(hidden)]
+pub mod testing;
 
 use cli::Command;
 

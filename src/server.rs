@@ -2,8 +2,12 @@
 //! teaches, made to hold up: the number of open connections is capped, idle and
 //! never-reading clients time out, accept errors are waited out instead of ending the
 //! server, and SIGINT/SIGTERM close everything and exit cleanly.
+//!
+//! A thread that has finished its connection waits a few seconds for the next one before it
+//! exits. Each thread still serves one connection at a time; the cache only saves the cost
+//! of creating a thread when clients come and go quickly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,6 +25,10 @@ use crate::net::{self, describe, IoContext, RECV_SIZE};
 /// Stack for a connection thread. It holds a 1 KiB buffer and a few frames; the default
 /// 2 MiB would only cost address space, but a small one makes the cost per connection plain.
 const CONN_STACK: usize = 64 * 1024;
+/// How long a thread that has finished a connection waits for another before it exits.
+const THREAD_KEEPALIVE: Duration = Duration::from_secs(5);
+/// Threads kept waiting at most; beyond that a finished thread exits at once.
+const MAX_IDLE_THREADS: usize = 64;
 /// How long shutdown waits for connection threads to notice their sockets closed.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// Back-off after a failed accept, doubling up to the maximum.
@@ -111,6 +119,25 @@ struct Shared {
     open: Mutex<Open>,
     /// Signalled when a connection closes or shutdown begins.
     changed: Condvar,
+    pool: Mutex<Pool>,
+    /// Signalled when a connection is handed to a waiting thread or shutdown begins.
+    work: Condvar,
+}
+
+/// One accepted connection on its way to a thread.
+struct Conn {
+    id: u64,
+    stream: Arc<TcpStream>,
+    peer: SocketAddr,
+}
+
+/// Threads waiting for a connection, and connections handed over but not yet picked up.
+/// The accept loop only hands over when `idle > queue.len()`, and a thread only leaves when
+/// the queue is empty, so nothing handed over is ever left behind.
+#[derive(Default)]
+struct Pool {
+    idle: usize,
+    queue: VecDeque<Conn>,
 }
 
 /// The open connections, kept so that shutdown can close them.
@@ -162,7 +189,7 @@ impl Server {
                 Ok(_) if self.shared.stopping() => break,
                 Ok((stream, peer)) => {
                     backoff.succeeded();
-                    self.spawn(stream, peer);
+                    self.dispatch(stream, peer);
                 }
                 Err(_) if self.shared.stopping() => break,
                 Err(err) => backoff.failed(&err),
@@ -195,19 +222,31 @@ impl Server {
         !self.shared.stopping()
     }
 
-    fn spawn(&self, stream: TcpStream, peer: SocketAddr) {
+    /// Gives the connection to a waiting thread, or to a new one.
+    fn dispatch(&self, stream: TcpStream, peer: SocketAddr) {
         let stream = Arc::new(stream);
         let id = self.shared.register(Arc::clone(&stream));
         self.shared.served.fetch_add(1, Ordering::Relaxed);
+        let conn = Conn { id, stream, peer };
+        let mut pool = self.shared.pool_lock();
+        if pool.idle > pool.queue.len() {
+            pool.queue.push_back(conn);
+            drop(pool);
+            self.shared.work.notify_one();
+        } else {
+            drop(pool);
+            self.spawn(conn);
+        }
+    }
+
+    fn spawn(&self, conn: Conn) {
+        let (id, peer) = (conn.id, conn.peer);
         let shared = Arc::clone(&self.shared);
         let config = Arc::clone(&self.config);
         let spawned = thread::Builder::new()
-            .name(format!("conn-{peer}"))
+            .name("hello-conn".to_string())
             .stack_size(CONN_STACK)
-            .spawn(move || {
-                serve_connection(&stream, peer, &config);
-                shared.unregister(id);
-            });
+            .spawn(move || connection_thread(conn, &shared, &config));
         if let Err(err) = spawned {
             warn!(
                 "Cannot start a thread for {peer}, dropping it: {}",
@@ -252,6 +291,7 @@ impl Handle {
             }
         }
         self.shared.changed.notify_all();
+        self.shared.work.notify_all();
         // The accept loop may be blocked in accept(): a connection of our own wakes it.
         let _ = TcpStream::connect_timeout(&wake_addr(self.local), Duration::from_millis(200));
     }
@@ -279,6 +319,48 @@ impl Shared {
         self.lock().streams.remove(&id);
         self.changed.notify_all();
     }
+
+    fn pool_lock(&self) -> MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits up to [`THREAD_KEEPALIVE`] for a connection to be handed over; `None` when the
+    /// calling thread should exit instead.
+    fn next_connection(&self) -> Option<Conn> {
+        let mut pool = self.pool_lock();
+        if pool.idle >= MAX_IDLE_THREADS {
+            return None;
+        }
+        pool.idle += 1;
+        let deadline = Instant::now() + THREAD_KEEPALIVE;
+        loop {
+            if let Some(conn) = pool.queue.pop_front() {
+                pool.idle -= 1;
+                return Some(conn);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.stopping() {
+                pool.idle -= 1;
+                return None;
+            }
+            pool = match self.work.wait_timeout(pool, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+}
+
+/// The body of a connection thread: serve, then serve whatever is handed over next.
+fn connection_thread(first: Conn, shared: &Shared, config: &Config) {
+    let mut next = Some(first);
+    while let Some(conn) = next {
+        serve_connection(&conn.stream, conn.peer, config);
+        shared.unregister(conn.id);
+        // Close the socket now, not when the next connection arrives.
+        drop(conn);
+        next = shared.next_connection();
+    }
 }
 
 /// One client, from greeting to close. Every way it can end is logged, never propagated:
@@ -305,7 +387,8 @@ fn converse(mut stream: &TcpStream, config: &Config) -> io::Result<Option<End>> 
     stream.write_all(GREETING)?;
     let mut framer = Framer::new();
     let mut buf = [0u8; RECV_SIZE];
-    let mut out = Vec::with_capacity(2 * RECV_SIZE);
+    // Grown on the first reply: a connection that never speaks costs no heap.
+    let mut out = Vec::new();
     loop {
         let n = match stream.read(&mut buf) {
             Ok(0) => return Ok(None),

@@ -1,4 +1,5 @@
-//! Helpers for unit tests: a seeded generator, so that "random" splits are repeatable.
+//! Helpers for tests (unit, integration and fuzz): a seeded generator, so that "random"
+//! splits and fault plans are repeatable. Not part of the public interface.
 
 /// xorshift64*: tiny, seeded, good enough to shuffle test inputs.
 pub struct Rng(u64);
@@ -8,7 +9,7 @@ impl Rng {
         Rng(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -17,7 +18,7 @@ impl Rng {
 
     /// A number in `0..n` (`n` > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 
     /// `data` cut into pieces of random lengths, small ones favoured.
