@@ -67,6 +67,10 @@ pub struct ClientArgs {
     /// Give up on a connect or a reply after this long
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Send each name as a line (NAME and a newline), not as a raw message: immune to how
+    /// the network splits it, but the tutorial's server does not understand it
+    #[arg(long)]
+    pub lines: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -19,13 +19,37 @@ pub fn run(args: &ClientArgs) -> anyhow::Result<()> {
     let mut conn = Connection::open(&args.host, args.port, args.timeout)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    let mode = if args.lines { Mode::Lines } else { Mode::Raw };
     if args.names.is_empty() {
         let stdin = io::stdin();
         let interactive = stdin.is_terminal();
-        talk(&mut conn, names_from(stdin.lock(), interactive), &mut out)
+        talk(
+            &mut conn,
+            mode,
+            names_from(stdin.lock(), interactive),
+            &mut out,
+        )
     } else {
         let names = args.names.iter().map(|n| Ok(n.as_bytes().to_vec()));
-        talk(&mut conn, names, &mut out)
+        talk(&mut conn, mode, names, &mut out)
+    }
+}
+
+/// How a message is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The tutorial's: the message alone, one write, no line ending.
+    Raw,
+    /// The message and `\n`.
+    Lines,
+}
+
+impl Mode {
+    pub fn ending(self) -> &'static [u8] {
+        match self {
+            Mode::Raw => b"",
+            Mode::Lines => b"\n",
+        }
     }
 }
 
@@ -33,24 +57,34 @@ pub fn run(args: &ClientArgs) -> anyhow::Result<()> {
 /// a line of its own as soon as it is complete.
 pub fn talk(
     conn: &mut Connection,
+    mode: Mode,
     names: impl IntoIterator<Item = io::Result<Vec<u8>>>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     conn.expect(GREETING, "greeting")?;
     print_line(out, GREETING)?;
-    let mut reply = Vec::new();
+    if mode == Mode::Lines {
+        conn.enter_line_mode()?;
+    }
+    let (mut message, mut reply) = (Vec::new(), Vec::new());
     for name in names {
         let name = name.context("cannot read a name from stdin")?;
         if name == EXIT {
             break;
         }
-        conn.send(&name)?;
+        message.clear();
+        message.extend_from_slice(&name);
+        message.extend_from_slice(mode.ending());
+        conn.send(&message)?;
         reply.clear();
-        hello::reply(&name, b"", &mut reply);
+        hello::reply(&name, mode.ending(), &mut reply);
         conn.expect(&reply, "reply")?;
-        print_line(out, &reply)?;
+        print_line(out, &reply[..reply.len() - mode.ending().len()])?;
     }
-    conn.send(EXIT)?;
+    message.clear();
+    message.extend_from_slice(EXIT);
+    message.extend_from_slice(mode.ending());
+    conn.send(&message)?;
     Ok(())
 }
 
@@ -124,6 +158,14 @@ impl Connection {
 
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Puts the server in line mode with an empty line. A lone `\n` is one byte, which no
+    /// network can split; the first name's pieces could otherwise arrive before its `\n` and
+    /// be taken for raw messages.
+    pub fn enter_line_mode(&mut self) -> anyhow::Result<()> {
+        self.send(b"\n")?;
+        self.expect(b"Hello, !\n", "reply to an empty line")
     }
 
     /// Sends one message as one write.

@@ -10,7 +10,7 @@ use anyhow::Context;
 use log::info;
 
 use crate::cli::DemoArgs;
-use crate::client::{self, Connection};
+use crate::client::{self, Connection, Mode};
 use crate::server::{Config, Server};
 
 /// The names the tutorial's client sends.
@@ -36,7 +36,7 @@ pub fn run(_args: &DemoArgs) -> anyhow::Result<()> {
     let talked = Connection::open(&addr.ip().to_string(), addr.port(), Duration::from_secs(10))
         .and_then(|mut conn| {
             let names = NAMES.iter().map(|n| Ok(n.as_bytes().to_vec()));
-            client::talk(&mut conn, names, &mut io::stdout().lock())
+            client::talk(&mut conn, Mode::Raw, names, &mut io::stdout().lock())
         });
 
     // Shutdown waits for the server's side of the connection to finish, so its
