@@ -1,7 +1,546 @@
-//! `sockdemo bench`: not written yet.
+//! `sockdemo bench`: a load generator for Hello servers.
+//!
+//! CLIENTS threads, one each, speak the raw Hello protocol: read `Welcome!`, then send the
+//! client's own message (`bench-<i>`, one write, no line ending) and check that exactly
+//! `Hello, bench-<i>!` comes back, MESSAGES times or for `--duration`, then send `exit`.
+//! With `--reconnect`, every round trip gets a fresh connection (connect, greeting, one
+//! message, `exit`, close): that measures connections per second.
+//!
+//! Timing. In the default mode the clients first open their connections and read the
+//! greeting; the clock starts when all of them are ready, so `elapsed` covers the round
+//! trips only, from that start to the last client's `exit`. Opening the connections is timed
+//! apart (`setup`), and connections/s is measured over it. With `--reconnect` there is no
+//! set-up: `elapsed` runs from the start to the last `exit`, and every connect is inside it.
+//! Latency is the time from a message's send to its whole reply (with `--reconnect`, from
+//! the connect to the whole reply); see [`latency`] for how it is kept.
+//!
+//! Opening many connections at once can overflow a small listen backlog (the tutorial's
+//! server listens with a backlog of 5). Then the kernel drops the handshake and the client
+//! waits a whole second for the retransmission, or the connect is refused. So at most
+//! [`CONNECT_WINDOW`] connections are between `connect` and greeting at any time during the
+//! set-up, and a refused, reset or timed-out connect is retried up to [`CONNECT_ATTEMPTS`]
+//! times with a doubling back-off, then counted as an error.
+//!
+//! A client stops at its first error (wrong reply, close, reset, timeout, failed connect):
+//! the error is counted, the first few are logged, and the bench exits 1 after printing
+//! its figures.
+
+mod latency;
+mod report;
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use log::{debug, info, warn};
 
 use crate::cli::BenchArgs;
+use crate::client::{self, Connection};
+use crate::hello::{self, EXIT, GREETING};
+use crate::net::{self, PlainIoError};
 
-pub fn run(_args: &BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("bench is not implemented yet")
+pub use latency::{Latency, Samples, LATENCY_BUDGET};
+pub use report::{human, Rounds, Summary};
+
+/// Connections between `connect` and greeting at once, at most, while setting up.
+pub const CONNECT_WINDOW: usize = 4;
+/// Tries for one connection before it counts as an error.
+pub const CONNECT_ATTEMPTS: u32 = 5;
+/// The wait after the first failed try; it doubles after each (10, 20, 40, 80 ms).
+const BACKOFF_FIRST: Duration = Duration::from_millis(10);
+/// Errors described on stderr; the rest are only counted.
+const MAX_WARNINGS: u64 = 5;
+/// Stack for a client thread: a 1 KiB receive buffer, an error message, a log line.
+const CLIENT_STACK: usize = 256 * 1024;
+
+/// `sockdemo bench`.
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let plan = Plan::new(args)?;
+    info!(
+        "Benchmarking {} with {} clients{}",
+        plan.target,
+        plan.clients,
+        if plan.reconnect {
+            ", a new connection per round trip"
+        } else {
+            ""
+        }
+    );
+    let shared = Shared::new();
+    let summary = bench(&plan, &shared);
+    let printed = if args.json {
+        summary.json() + "\n"
+    } else {
+        summary.text()
+    };
+    let mut out = io::stdout().lock();
+    out.write_all(printed.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")?;
+    match (summary.errors, shared.errors.first()) {
+        (0, _) => Ok(()),
+        (n, Some(first)) => anyhow::bail!("{n} errors during the bench; the first: {first}"),
+        (n, None) => anyhow::bail!("{n} errors during the bench"),
+    }
+}
+
+/// What every client is to do.
+struct Plan {
+    target: String,
+    addrs: Vec<SocketAddr>,
+    clients: usize,
+    rounds: Rounds,
+    reconnect: bool,
+    timeout: Duration,
+    samples_per_client: usize,
+}
+
+impl Plan {
+    fn new(args: &BenchArgs) -> anyhow::Result<Plan> {
+        let addrs = net::resolve(&args.host, args.port, net::Family::Any)?;
+        let clients = usize::try_from(args.clients).context("too many clients")?;
+        let rounds = match args.duration {
+            Some(d) => Rounds::For(d),
+            None => Rounds::Count(args.messages),
+        };
+        let count = match rounds {
+            Rounds::Count(n) => Some(n),
+            Rounds::For(_) => None,
+        };
+        Ok(Plan {
+            target: net::host_port(&args.host, args.port),
+            addrs,
+            clients,
+            rounds,
+            reconnect: args.reconnect,
+            timeout: args.timeout,
+            samples_per_client: latency::capacity_per_client(clients, count),
+        })
+    }
+
+    /// Round trips a client may make at most; with `--duration`, the deadline ends it.
+    fn max_rounds(&self) -> u64 {
+        match self.rounds {
+            Rounds::Count(n) => n,
+            Rounds::For(_) => u64::MAX,
+        }
+    }
+
+    fn deadline(&self, start: Instant) -> Option<Instant> {
+        match self.rounds {
+            Rounds::Count(_) => None,
+            Rounds::For(d) => Some(start.checked_add(d).unwrap_or(start)),
+        }
+    }
+}
+
+/// What the clients share: the connect window, the start signal, the error count.
+struct Shared {
+    window: Window,
+    /// Set when a client could not open its connection during the set-up.
+    gave_up: AtomicBool,
+    start: Gate,
+    errors: ErrorLog,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Shared {
+            window: Window::new(CONNECT_WINDOW),
+            gave_up: AtomicBool::new(false),
+            start: Gate::default(),
+            errors: ErrorLog::default(),
+        }
+    }
+}
+
+/// What one client did.
+struct Tally {
+    connections: u64,
+    messages: u64,
+    samples: Samples,
+    /// When it finished its last round trip (or gave up).
+    end: Option<Instant>,
+}
+
+/// Runs every client and gathers their figures.
+fn bench(plan: &Plan, shared: &Shared) -> Summary {
+    let (tallies, setup, start) = thread::scope(|scope| {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let setup_began = Instant::now();
+        let mut handles = Vec::with_capacity(plan.clients);
+        for i in 0..plan.clients {
+            let ready = ready_tx.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("bench-{i}"))
+                .stack_size(CLIENT_STACK)
+                .spawn_scoped(scope, move || client(i, plan, shared, ready));
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(err) => shared.errors.report(
+                    i,
+                    &anyhow::Error::new(PlainIoError(err)).context("cannot start its thread"),
+                ),
+            }
+        }
+        drop(ready_tx);
+        // Each client says once that it is ready (connected, or failed); one that died
+        // drops its sender instead, and then `recv` fails rather than waiting forever.
+        for _ in 0..handles.len() {
+            if ready_rx.recv().is_err() {
+                break;
+            }
+        }
+        let start = Instant::now();
+        shared.start.open(start);
+        let tallies: Vec<Tally> = handles
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, handle)| match handle.join() {
+                Ok(tally) => Some(tally),
+                Err(_) => {
+                    shared
+                        .errors
+                        .report(i, &anyhow::anyhow!("its thread panicked"));
+                    None
+                }
+            })
+            .collect();
+        (tallies, start.duration_since(setup_began), start)
+    });
+    let last = tallies.iter().filter_map(|t| t.end).max();
+    Summary {
+        target: plan.target.clone(),
+        clients: plan.clients,
+        rounds: plan.rounds,
+        reconnect: plan.reconnect,
+        connections: tallies.iter().map(|t| t.connections).sum(),
+        messages: tallies.iter().map(|t| t.messages).sum(),
+        errors: shared.errors.count(),
+        setup: if plan.reconnect {
+            Duration::ZERO
+        } else {
+            setup
+        },
+        elapsed: last.map_or(Duration::ZERO, |end| end.saturating_duration_since(start)),
+        latency: Latency::merge(tallies.iter().map(|t| &t.samples)),
+    }
+}
+
+/// The bytes one client sends and expects.
+struct Exchange {
+    message: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl Exchange {
+    fn new(i: usize) -> Self {
+        let message = format!("bench-{i}").into_bytes();
+        let mut reply = Vec::new();
+        hello::reply(&message, b"", &mut reply);
+        Exchange { message, reply }
+    }
+
+    /// One message, one checked reply.
+    fn round_trip(&self, conn: &mut Connection) -> anyhow::Result<()> {
+        conn.send(&self.message)?;
+        conn.expect(&self.reply, "the reply")
+    }
+}
+
+/// One client thread: set up, say it is ready, wait for the start, run.
+fn client(i: usize, plan: &Plan, shared: &Shared, ready: mpsc::Sender<()>) -> Tally {
+    let exchange = Exchange::new(i);
+    let mut tally = Tally {
+        connections: 0,
+        messages: 0,
+        samples: Samples::with_capacity(plan.samples_per_client, i as u64 + 1),
+        end: None,
+    };
+    let result = if plan.reconnect {
+        let _ = ready.send(());
+        drop(ready);
+        let start = shared.start.wait();
+        reconnecting(plan, &exchange, start, &mut tally)
+    } else {
+        let conn = set_up(i, plan, shared);
+        let _ = ready.send(());
+        drop(ready);
+        match conn {
+            Some(mut conn) => {
+                tally.connections += 1;
+                let start = shared.start.wait();
+                persistent(&mut conn, plan, &exchange, start, &mut tally)
+            }
+            None => return tally,
+        }
+    };
+    tally.end = Some(Instant::now());
+    if let Err(err) = result {
+        shared.errors.report(i, &err);
+    }
+    tally
+}
+
+/// Opens client `i`'s connection inside the connect window. Once one client has given up
+/// connecting, the bench has failed: the clients still waiting for the window do not try,
+/// so that a server that is not running costs the retries of a few clients, not of all.
+/// Every failure, skipped clients included, is reported here.
+fn set_up(i: usize, plan: &Plan, shared: &Shared) -> Option<Connection> {
+    let _slot = shared.window.enter();
+    if shared.gave_up.load(Ordering::Relaxed) {
+        let err = anyhow::anyhow!("not started: another client could not connect");
+        shared.errors.report(i, &err);
+        return None;
+    }
+    match open_greeted(plan) {
+        Ok(conn) => Some(conn),
+        Err(err) => {
+            // Reported first, so that the first error on record is the real cause.
+            shared.errors.report(i, &err);
+            shared.gave_up.store(true, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// Round trips on one connection, then `exit`.
+fn persistent(
+    conn: &mut Connection,
+    plan: &Plan,
+    exchange: &Exchange,
+    start: Instant,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let deadline = plan.deadline(start);
+    let mut now = start;
+    for _ in 0..plan.max_rounds() {
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        let sent = Instant::now();
+        exchange.round_trip(conn)?;
+        now = Instant::now();
+        tally.samples.record(now - sent);
+        tally.messages += 1;
+    }
+    conn.send(EXIT)
+}
+
+/// A new connection for every round trip: connect, greeting, message, reply, `exit`.
+fn reconnecting(
+    plan: &Plan,
+    exchange: &Exchange,
+    start: Instant,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let deadline = plan.deadline(start);
+    let mut now = start;
+    for _ in 0..plan.max_rounds() {
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        let began = Instant::now();
+        let mut conn = open_greeted(plan)?;
+        tally.connections += 1;
+        exchange.round_trip(&mut conn)?;
+        now = Instant::now();
+        tally.samples.record(now - began);
+        tally.messages += 1;
+        conn.send(EXIT)?;
+    }
+    Ok(())
+}
+
+/// A connection that has said `Welcome!`.
+fn open_greeted(plan: &Plan) -> anyhow::Result<Connection> {
+    let mut conn = connect_with_retry(&plan.addrs, plan.timeout)?;
+    conn.expect(GREETING, "the greeting")?;
+    Ok(conn)
+}
+
+/// Connects, retrying what a busy listener causes (refused, reset, timed out, no free
+/// local port) with a doubling back-off, [`CONNECT_ATTEMPTS`] tries in all.
+fn connect_with_retry(addrs: &[SocketAddr], timeout: Duration) -> anyhow::Result<Connection> {
+    let mut backoff = BACKOFF_FIRST;
+    let mut attempt = 1;
+    loop {
+        let err = match Connection::connect(addrs, timeout) {
+            Ok(conn) => return Ok(conn),
+            Err(err) => err,
+        };
+        if attempt >= CONNECT_ATTEMPTS || !is_transient(&err) {
+            let err = client::refused_hint(err);
+            return Err(if attempt > 1 {
+                err.context(format!("gave up after {attempt} attempts"))
+            } else {
+                err
+            });
+        }
+        debug!("connect attempt {attempt} failed: {err:#}; retrying in {backoff:?}");
+        thread::sleep(backoff);
+        backoff *= 2;
+        attempt += 1;
+    }
+}
+
+/// True for connect errors that a later try may not meet.
+fn is_transient(err: &anyhow::Error) -> bool {
+    use io::ErrorKind::*;
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<PlainIoError>())
+        .any(|e| {
+            matches!(
+                e.0.kind(),
+                ConnectionRefused | ConnectionReset | TimedOut | WouldBlock | AddrNotAvailable
+            )
+        })
+}
+
+/// A counting semaphore: at most N holders of a slot at once.
+struct Window {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct Slot<'a>(&'a Window);
+
+impl Window {
+    fn new(slots: usize) -> Self {
+        Window {
+            free: Mutex::new(slots),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free slot. A slot is held for one bounded connect-and-greet.
+    fn enter(&self) -> Slot<'_> {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free == 0 {
+            free = self
+                .freed
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(PoisonError::into_inner);
+        *free += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// The start signal: closed until the main thread opens it with the start time.
+#[derive(Default)]
+struct Gate {
+    start: Mutex<Option<Instant>>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn open(&self, start: Instant) {
+        *self.start.lock().unwrap_or_else(PoisonError::into_inner) = Some(start);
+        self.opened.notify_all();
+    }
+
+    /// Waits for [`open`](Self::open), which the main thread calls once every client has
+    /// reported ready or died.
+    fn wait(&self) -> Instant {
+        let mut start = self.start.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(start) = *start {
+                return start;
+            }
+            start = self
+                .opened
+                .wait(start)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Counts errors, describes the first few, remembers the very first for the exit message.
+#[derive(Default)]
+struct ErrorLog {
+    count: AtomicU64,
+    first: Mutex<Option<String>>,
+}
+
+impl ErrorLog {
+    fn report(&self, client: usize, err: &anyhow::Error) {
+        let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        if n <= MAX_WARNINGS {
+            warn!("client {client}: {err:#}");
+        } else if n == MAX_WARNINGS + 1 {
+            warn!("more errors; only the first {MAX_WARNINGS} are described");
+        }
+        let mut first = self.first.lock().unwrap_or_else(PoisonError::into_inner);
+        if first.is_none() {
+            *first = Some(format!("client {client}: {err:#}"));
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn first(&self) -> Option<String> {
+        self.first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_client_expects_the_reply_to_its_own_message() {
+        let e = Exchange::new(7);
+        assert_eq!(e.message, b"bench-7");
+        assert_eq!(e.reply, b"Hello, bench-7!");
+    }
+
+    #[test]
+    fn busy_listener_errors_are_retried_and_others_are_not() {
+        let io_err = |kind: io::ErrorKind| {
+            anyhow::Error::new(PlainIoError(kind.into())).context("cannot connect to x")
+        };
+        assert!(is_transient(&io_err(io::ErrorKind::ConnectionRefused)));
+        assert!(is_transient(&io_err(io::ErrorKind::WouldBlock)));
+        assert!(!is_transient(&io_err(io::ErrorKind::PermissionDenied)));
+        assert!(!is_transient(&anyhow::anyhow!("no address to connect to")));
+    }
+
+    #[test]
+    fn the_window_never_lets_more_than_its_slots_in() {
+        let window = Window::new(2);
+        let inside = AtomicU64::new(0);
+        let most = AtomicU64::new(0);
+        thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        let _slot = window.enter();
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert!(most.load(Ordering::SeqCst) <= 2);
+    }
 }

@@ -132,7 +132,14 @@ impl Connection {
     /// connect and on every reply.
     pub fn open(host: &str, port: u16, timeout: Duration) -> anyhow::Result<Self> {
         let addrs = net::resolve(host, port, net::Family::Any)?;
-        let stream = net::connect_any(&addrs, timeout).map_err(refused_hint)?;
+        Self::connect(&addrs, timeout).map_err(refused_hint)
+    }
+
+    /// Connects to the first of `addrs` that answers, with `timeout` on the connect and on
+    /// every reply. Unlike [`open`](Self::open) it adds no hint to the error, so a caller
+    /// that retries can still find the `io::ErrorKind` in the chain.
+    pub fn connect(addrs: &[SocketAddr], timeout: Duration) -> anyhow::Result<Self> {
+        let stream = net::connect_any(addrs, timeout)?;
         Self::from_stream(stream, net::optional(timeout))
     }
 
@@ -209,7 +216,7 @@ impl Connection {
 }
 
 /// "connection refused" usually means nobody is listening: say which command would.
-fn refused_hint(err: anyhow::Error) -> anyhow::Error {
+pub fn refused_hint(err: anyhow::Error) -> anyhow::Error {
     let refused = err.chain().any(|cause| {
         cause
             .downcast_ref::<net::PlainIoError>()
