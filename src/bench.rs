@@ -39,7 +39,7 @@ use anyhow::Context;
 use log::{debug, info, warn};
 
 use crate::cli::BenchArgs;
-use crate::client::{self, Connection};
+use crate::client::{self, Connection, Mode};
 use crate::hello::{self, EXIT, GREETING};
 use crate::net::{self, PlainIoError};
 
@@ -95,6 +95,7 @@ struct Plan {
     clients: usize,
     rounds: Rounds,
     reconnect: bool,
+    mode: Mode,
     timeout: Duration,
     samples_per_client: usize,
 }
@@ -117,6 +118,7 @@ impl Plan {
             clients,
             rounds,
             reconnect: args.reconnect,
+            mode: if args.lines { Mode::Lines } else { Mode::Raw },
             timeout: args.timeout,
             samples_per_client: latency::capacity_per_client(clients, count),
         })
@@ -235,26 +237,31 @@ fn bench(plan: &Plan, shared: &Shared) -> Summary {
 struct Exchange {
     message: Vec<u8>,
     reply: Vec<u8>,
+    exit: Vec<u8>,
 }
 
 impl Exchange {
-    fn new(i: usize) -> Self {
-        let message = format!("bench-{i}").into_bytes();
+    fn new(i: usize, mode: Mode) -> Self {
+        let name = format!("bench-{i}").into_bytes();
         let mut reply = Vec::new();
-        hello::reply(&message, b"", &mut reply);
-        Exchange { message, reply }
+        hello::reply(&name, mode.ending(), &mut reply);
+        Exchange {
+            message: [&name, mode.ending()].concat(),
+            reply,
+            exit: [EXIT, mode.ending()].concat(),
+        }
     }
 
     /// One message, one checked reply.
     fn round_trip(&self, conn: &mut Connection) -> anyhow::Result<()> {
         conn.send(&self.message)?;
-        conn.expect(&self.reply, "the reply")
+        conn.expect(&self.reply, "reply")
     }
 }
 
 /// One client thread: set up, say it is ready, wait for the start, run.
 fn client(i: usize, plan: &Plan, shared: &Shared, ready: mpsc::Sender<()>) -> Tally {
-    let exchange = Exchange::new(i);
+    let exchange = Exchange::new(i, plan.mode);
     let mut tally = Tally {
         connections: 0,
         messages: 0,
@@ -328,7 +335,7 @@ fn persistent(
         tally.samples.record(now - sent);
         tally.messages += 1;
     }
-    conn.send(EXIT)
+    conn.send(&exchange.exit)
 }
 
 /// A new connection for every round trip: connect, greeting, message, reply, `exit`.
@@ -351,7 +358,7 @@ fn reconnecting(
         now = Instant::now();
         tally.samples.record(now - began);
         tally.messages += 1;
-        conn.send(EXIT)?;
+        conn.send(&exchange.exit)?;
     }
     Ok(())
 }
@@ -359,7 +366,10 @@ fn reconnecting(
 /// A connection that has said `Welcome!`.
 fn open_greeted(plan: &Plan) -> anyhow::Result<Connection> {
     let mut conn = connect_with_retry(&plan.addrs, plan.timeout)?;
-    conn.expect(GREETING, "the greeting")?;
+    conn.expect(GREETING, "greeting")?;
+    if plan.mode == Mode::Lines {
+        conn.enter_line_mode()?;
+    }
     Ok(conn)
 }
 
@@ -507,9 +517,14 @@ mod tests {
 
     #[test]
     fn each_client_expects_the_reply_to_its_own_message() {
-        let e = Exchange::new(7);
+        let e = Exchange::new(7, Mode::Raw);
         assert_eq!(e.message, b"bench-7");
         assert_eq!(e.reply, b"Hello, bench-7!");
+        assert_eq!(e.exit, b"exit");
+        let e = Exchange::new(7, Mode::Lines);
+        assert_eq!(e.message, b"bench-7\n");
+        assert_eq!(e.reply, b"Hello, bench-7!\n");
+        assert_eq!(e.exit, b"exit\n");
     }
 
     #[test]

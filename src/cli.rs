@@ -130,6 +130,9 @@ pub struct BenchArgs {
     /// A fresh connection for every round trip (measures connections per second)
     #[arg(long)]
     pub reconnect: bool,
+    /// Send messages as lines (see `client --lines`): exact across networks that split them
+    #[arg(long)]
+    pub lines: bool,
     /// Give up on a connect or a reply after this long
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,

@@ -81,3 +81,20 @@ fn a_connection_cut_mid_reply_is_a_clean_error() {
         );
     }
 }
+
+#[test]
+fn bench_with_twenty_clients_across_a_choppy_network_has_no_errors() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(server.addr, Plan::choppy(11));
+    let port = proxy.addr.port().to_string();
+    let output = run(
+        &mut sockdemo([
+            "bench", "--port", &port, "--lines", "-c", "20", "-n", "50", "--json",
+        ]),
+        STEP,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json = stdout(&output);
+    assert!(json.contains("\"messages\":1000,"), "{json}");
+    assert!(json.contains("\"errors\":0,"), "{json}");
+}
