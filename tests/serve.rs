@@ -375,3 +375,33 @@ fn netcat_gets_one_greeting_per_line() {
         "Welcome!Hello, Alice!\nHello, Bob!\r\n"
     );
 }
+
+#[test]
+fn a_privileged_port_without_the_right_says_so() {
+    let unprivileged = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .map(|s| s.trim() == "1024")
+        .unwrap_or(false);
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            common::BIN,
+        ]);
+        cmd.args(args);
+        run(&mut cmd, STEP)
+    };
+    let can_drop = common::have("setpriv") && as_nobody(&["--version"]).status.success();
+    if !unprivileged || !can_drop {
+        eprintln!("skipped: ports below 1024 are not privileged here, or cannot run as nobody");
+        return;
+    }
+    let output = as_nobody(&["serve", "--port", "80"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: cannot listen on 127.0.0.1:80: permission denied \
+         (ports below 1024 need root or CAP_NET_BIND_SERVICE)\n"
+    );
+}
