@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod hello;
 pub mod http;
 pub mod net;
+pub mod output;
 pub mod server;
 pub mod target;
 #[cfg(test)]

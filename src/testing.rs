@@ -1,4 +1,8 @@
-//! Helpers for unit tests: a seeded generator, so that "random" splits are repeatable.
+//! Helpers for unit tests: a seeded generator, so that "random" splits are repeatable, and
+//! a temporary directory that cleans up after itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// xorshift64*: tiny, seeded, good enough to shuffle test inputs.
 pub struct Rng(u64);
@@ -32,5 +36,29 @@ impl Rng {
             rest = tail;
         }
         pieces
+    }
+}
+
+/// A fresh directory under the system's temporary directory, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNT: AtomicU32 = AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("sockdemo-unit-{}-{label}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
