@@ -114,7 +114,10 @@ impl Server {
         };
         let line = server.wait_for_log("Listening on ");
         let addr = line.split("Listening on ").nth(1).expect("address");
-        server.addr = addr.trim().parse().expect("a socket address after `Listening on`");
+        server.addr = addr
+            .trim()
+            .parse()
+            .expect("a socket address after `Listening on`");
         server
     }
 
@@ -146,14 +149,20 @@ impl Server {
     /// Sends `signal` (e.g. "INT") and waits for the exit, at most `limit`.
     pub fn signal_and_wait(mut self, signal: &str, limit: Duration) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-s", signal, &pid]).status().unwrap();
+        let sent = Command::new("kill")
+            .args(["-s", signal, &pid])
+            .status()
+            .unwrap();
         assert!(sent.success());
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not exit within {limit:?} of SIG{signal}");
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within {limit:?} of SIG{signal}"
+            );
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -177,7 +186,9 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 /// Reads exactly `n` bytes (or fails the test).
 pub fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut buf = vec![0; n];
-    stream.read_exact(&mut buf).expect("read the expected bytes");
+    stream
+        .read_exact(&mut buf)
+        .expect("read the expected bytes");
     buf
 }
 
