@@ -595,3 +595,82 @@ fn wait_for_entries(dir: &Path, n: usize) {
         thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn dash_v_logs_the_request_sent() {
+    let dir = TempDir::new("verbose");
+    let peer = Peer::v4(vec![ok("x")]);
+    let output = fetch_in(dir.path(), &["-v", &peer.url("/v"), "-H", "X-A: 1"]);
+    succeeded(&output);
+    let err = stderr(&output);
+    for line in ["> GET /v HTTP/1.1", "> Connection: close", "> X-A: 1"] {
+        assert!(err.contains(line), "{line}: {err}");
+    }
+    let quiet = fetch_in(dir.path(), &[&peer.url("/v")]);
+    assert!(!stderr(&quiet).contains("> GET"), "{}", stderr(&quiet));
+}
+
+#[test]
+fn any_recv_size_reads_the_same_body() {
+    let response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                    3;x=y\r\nabc\r\n4\r\ndefg\r\n0\r\nT: 1\r\n\r\n";
+    for size in ["1", "2", "7", "65536"] {
+        let dir = TempDir::new("recv-size");
+        let peer = Peer::v4(vec![bytes(response)]);
+        succeeded(&fetch_in(
+            dir.path(),
+            &["--recv-size", size, &peer.url("/r")],
+        ));
+        assert_eq!(
+            fs::read(dir.join("r")).unwrap(),
+            b"abcdefg",
+            "--recv-size {size}"
+        );
+    }
+}
+
+#[test]
+fn dash_o_through_a_symlink_replaces_the_file_it_points_to() {
+    let dir = TempDir::new("symlink");
+    fs::write(dir.join("real"), b"old").unwrap();
+    std::os::unix::fs::symlink("real", dir.join("link")).unwrap();
+    let peer = Peer::v4(vec![ok("new")]);
+    succeeded(&fetch_in(dir.path(), &[&peer.url("/x"), "-o", "link"]));
+    assert!(fs::symlink_metadata(dir.join("link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(fs::read(dir.join("real")).unwrap(), b"new");
+    assert_eq!(dir.names(), ["link", "real"]);
+}
+
+#[test]
+fn connect_timeout_gives_up_on_a_listener_that_never_completes_the_handshake() {
+    // A listener that never accepts: once its backlog is full, the kernel drops new SYNs,
+    // so a connect hangs until its timeout, all on loopback.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    let full = (0..2048).any(|_| {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => {
+                held.push(stream);
+                false
+            }
+            Err(_) => true,
+        }
+    });
+    if !full {
+        eprintln!("skipped: the backlog never filled");
+        return;
+    }
+    let dir = TempDir::new("connect-timeout");
+    let started = Instant::now();
+    let output = fetch_in(
+        dir.path(),
+        &["--connect-timeout", "500ms", &format!("http://{addr}/")],
+    );
+    let error = failed(&output);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(error, format!("error: cannot connect to {addr}: timed out"));
+}
