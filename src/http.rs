@@ -493,7 +493,7 @@ fn parse_status_line(line: &[u8]) -> Result<(u16, String), Error> {
         [b' ', reason @ ..] => reason,
         _ => return Err(Error::BadStatusLine),
     };
-    Ok((status, String::from_utf8_lossy(reason).into_owned()))
+    Ok((status, printable(reason)))
 }
 
 /// `name: value`, the name a token, the value without surrounding blanks.
@@ -507,10 +507,16 @@ fn parse_field(line: &[u8]) -> Result<(String, String), Error> {
         return Err(Error::BadField);
     }
     let value = value.get(1..).unwrap_or_default().trim_ascii();
-    Ok((
-        String::from_utf8_lossy(name).into_owned(),
-        String::from_utf8_lossy(value).into_owned(),
-    ))
+    Ok((String::from_utf8_lossy(name).into_owned(), printable(value)))
+}
+
+/// Text for messages and decisions: control characters (a stray CR, NUL, an escape
+/// sequence) become spaces, as RFC 9112 allows for CR, LF and NUL. The raw block keeps them.
+fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    text.chars()
+        .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
+        .collect()
 }
 
 fn is_token(b: u8) -> bool {

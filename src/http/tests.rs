@@ -158,6 +158,18 @@ fn header_block_is_kept_as_received() {
 }
 
 #[test]
+fn control_characters_in_values_read_as_spaces() {
+    let input = b"HTTP/1.1 200 O\x1bK\r\nLocation: /a\rb\x00c\td\r\n\r\n";
+    let mut reader = ResponseReader::new();
+    let Ok((_, Some(Event::Head(head)))) = reader.feed(input) else {
+        panic!("a head")
+    };
+    assert_eq!(head.reason(), "O K");
+    assert_eq!(head.field("Location"), Some("/a b c\td"));
+    assert_eq!(head.raw(), input);
+}
+
+#[test]
 fn interim_responses_come_before_the_final_one() {
     let input = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n\
                   HTTP/1.1 100 Continue\r\n\r\n\
