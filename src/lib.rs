@@ -15,7 +15,9 @@ pub mod fetch;
 pub mod hello;
 pub mod http;
 pub mod net;
+pub mod output;
 pub mod server;
+pub mod target;
 #[doc(hidden)]
 pub mod testing;
 

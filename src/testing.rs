@@ -1,5 +1,9 @@
 //! Helpers for tests (unit, integration and fuzz): a seeded generator, so that "random"
-//! splits and fault plans are repeatable. Not part of the public interface.
+//! splits and fault plans are repeatable, and a temporary directory that cleans up after
+//! itself. Not part of the public interface.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// xorshift64*: tiny, seeded, good enough to shuffle test inputs.
 pub struct Rng(u64);
@@ -33,5 +37,29 @@ impl Rng {
             rest = tail;
         }
         pieces
+    }
+}
+
+/// A fresh directory under the system's temporary directory, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNT: AtomicU32 = AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("sockdemo-unit-{}-{label}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -1,0 +1,311 @@
+//! Helpers for the fetch tests: scripted HTTP peers on loopback port 0, a temporary
+//! directory to run the binary in, `python3 -m http.server` as a peer nobody here wrote, and
+//! a seeded byte stream for bodies too large to keep twice.
+
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::common::STEP;
+
+/// A fresh directory for one test, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNT: AtomicU32 = AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("sockdemo-fetch-{}-{label}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The names in the directory, sorted.
+    pub fn names(&self) -> Vec<String> {
+        names_in(&self.0)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read the directory")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// What a scripted peer does on one connection, after the request has arrived.
+pub enum Reply {
+    /// Sends these bytes, then closes.
+    Bytes(Vec<u8>),
+    /// Sends these bytes, then resets the connection (the request is left unread, so the
+    /// close is a RST rather than a FIN).
+    ThenReset(Vec<u8>),
+    /// Sends these bytes, then holds the connection open until the peer is dropped.
+    ThenHang(Vec<u8>),
+    /// Anything else.
+    Custom(Box<dyn FnOnce(&mut TcpStream) + Send>),
+}
+
+pub fn bytes(text: &str) -> Reply {
+    Reply::Bytes(text.as_bytes().to_vec())
+}
+
+/// `HTTP/1.1 200 OK` with a Content-Length and `body`.
+pub fn ok(body: &str) -> Reply {
+    bytes(&format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+/// A redirect with this status and Location.
+pub fn redirect(status: u16, location: &str) -> Reply {
+    bytes(&format!(
+        "HTTP/1.1 {status} Moved\r\nLocation: {location}\r\nContent-Length: 5\r\n\r\nmoved"
+    ))
+}
+
+/// A server thread that answers one connection per reply, in order, and records each
+/// request it received.
+pub struct Peer {
+    pub addr: SocketAddr,
+    requests: Receiver<Vec<u8>>,
+    _release: Sender<()>,
+}
+
+impl Peer {
+    /// Listens on `bind` (`127.0.0.1:0` or `[::1]:0`).
+    pub fn start(bind: &str, replies: Vec<Reply>) -> io::Result<Peer> {
+        let listener = TcpListener::bind(bind)?;
+        let addr = listener.local_addr()?;
+        let (tx, requests) = mpsc::channel();
+        let (release, released) = mpsc::channel();
+        thread::spawn(move || serve(listener, replies, tx, released));
+        Ok(Peer {
+            addr,
+            requests,
+            _release: release,
+        })
+    }
+
+    pub fn v4(replies: Vec<Reply>) -> Peer {
+        Peer::start("127.0.0.1:0", replies).expect("listen on 127.0.0.1")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://ADDR` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The next request received, as text.
+    pub fn request(&self) -> String {
+        let bytes = self.requests.recv_timeout(STEP).expect("a request");
+        String::from_utf8(bytes).expect("a UTF-8 request")
+    }
+}
+
+fn serve(listener: TcpListener, replies: Vec<Reply>, tx: Sender<Vec<u8>>, released: Receiver<()>) {
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    for reply in replies {
+        let Some(mut stream) = accept(&listener) else {
+            return;
+        };
+        let Some(request) = peek_request(&mut stream) else {
+            return;
+        };
+        let _ = tx.send(request.clone());
+        if !matches!(reply, Reply::ThenReset(_)) {
+            let _ = stream.read_exact(&mut vec![0; request.len()]);
+        }
+        match reply {
+            Reply::Bytes(data) | Reply::ThenReset(data) => {
+                let _ = stream.write_all(&data);
+            }
+            Reply::ThenHang(data) => {
+                let _ = stream.write_all(&data);
+                let _ = released.recv_timeout(STEP);
+            }
+            Reply::Custom(script) => script(&mut stream),
+        }
+    }
+}
+
+/// The next connection, or `None` after [`STEP`] without one.
+fn accept(listener: &TcpListener) -> Option<TcpStream> {
+    let deadline = Instant::now() + STEP;
+    while Instant::now() < deadline {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).ok()?;
+                stream.set_read_timeout(Some(STEP)).ok()?;
+                stream.set_write_timeout(Some(STEP)).ok()?;
+                return Some(stream);
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// The request head, looked at without taking it off the socket.
+fn peek_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = vec![0; 64 * 1024];
+    let deadline = Instant::now() + STEP;
+    while Instant::now() < deadline {
+        let n = stream.peek(&mut buf).ok()?;
+        let seen = buf.get(..n)?;
+        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(seen.get(..end + 4)?.to_vec());
+        }
+        if n == 0 || n == buf.len() {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    None
+}
+
+/// A free loopback port: bound, read back, released.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// `python3 -m http.server` serving `dir` on 127.0.0.1, killed when dropped.
+pub struct PythonServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl PythonServer {
+    pub fn start(dir: &Path) -> PythonServer {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn python3 -m http.server");
+        let server = PythonServer { child, port };
+        server.wait_ready();
+        server
+    }
+
+    /// Connects until it answers: at most [`STEP`].
+    fn wait_ready(&self) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + STEP;
+        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "python3 http.server is not listening"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A seeded stream of bytes (xorshift64*), so a large body can be made and checked
+/// without holding it.
+pub struct Noise(u64);
+
+impl Noise {
+    pub fn new(seed: u64) -> Noise {
+        Noise(seed.max(1))
+    }
+
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            let word = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+    }
+
+    pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+        let mut buf = vec![0; len];
+        Noise::new(seed).fill(&mut buf);
+        buf
+    }
+}
+
+/// Whether the file at `path` holds exactly `len` bytes of `Noise::new(seed)`, compared in
+/// 64 KiB blocks (a large file is never held whole).
+pub fn holds_noise(path: &Path, seed: u64, len: u64) -> bool {
+    const BLOCK: u64 = 1 << 16;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut noise = Noise::new(seed);
+    let (mut got, mut want) = (vec![0; BLOCK as usize], vec![0; BLOCK as usize]);
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(BLOCK) as usize;
+        if file.read_exact(&mut got[..n]).is_err() {
+            return false;
+        }
+        noise.fill(&mut want[..n]);
+        if got[..n] != want[..n] {
+            return false;
+        }
+        left -= n as u64;
+    }
+    matches!(file.read(&mut got), Ok(0))
+}
