@@ -9,18 +9,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, read_n, read_to_close, Server, BIN, STEP};
-
-fn greeted(server: &Server) -> TcpStream {
-    let mut stream = connect(server.addr);
-    assert_eq!(read_n(&mut stream, 8), b"Welcome!");
-    stream
-}
-
-fn round_trip(stream: &mut TcpStream, message: &[u8], want: &[u8]) {
-    stream.write_all(message).unwrap();
-    assert_eq!(read_n(stream, want.len()), want);
-}
+use common::{connect, greeted, read_n, read_to_close, round_trip, Server, BIN, STEP};
 
 /// Opens `n` connections that never send a byte.
 fn silent_connections(server: &Server, n: usize) -> Vec<TcpStream> {

@@ -9,22 +9,11 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, read_n, read_to_close, run, sockdemo, stderr, Server, STEP};
+use common::{
+    connect, greeted, read_n, read_to_close, round_trip, run, sockdemo, stderr, Server, STEP,
+};
 
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
-
-/// Connects and consumes the greeting.
-fn greeted(server: &Server) -> TcpStream {
-    let mut stream = connect(server.addr);
-    assert_eq!(read_n(&mut stream, 8), b"Welcome!");
-    stream
-}
-
-/// Sends `message` and reads a reply of the expected length.
-fn round_trip(stream: &mut TcpStream, message: &[u8], want: &[u8]) {
-    stream.write_all(message).unwrap();
-    assert_eq!(read_n(stream, want.len()), want);
-}
 
 #[test]
 fn tutorial_client_gets_the_tutorial_lines() {

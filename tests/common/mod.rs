@@ -186,6 +186,19 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Connects to a Hello server and consumes the greeting.
+pub fn greeted(server: &Server) -> TcpStream {
+    let mut stream = connect(server.addr);
+    assert_eq!(read_n(&mut stream, 8), b"Welcome!");
+    stream
+}
+
+/// Sends `message` and reads a reply of the expected length.
+pub fn round_trip(stream: &mut TcpStream, message: &[u8], want: &[u8]) {
+    stream.write_all(message).unwrap();
+    assert_eq!(read_n(stream, want.len()), want);
+}
+
 /// Reads exactly `n` bytes (or fails the test).
 pub fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut buf = vec![0; n];
