@@ -283,7 +283,7 @@ fetch_one() {
 fetch_section() {
     if ! fetch_available; then
         say "sockdemo fetch is not implemented on this build: skipping the fetch section"
-        echo "fetch skipped: sockdemo fetch is not implemented on this build" >"$TMP/fetch_skipped"
+        echo "skipped, sockdemo fetch is not implemented on this build" >"$TMP/fetch_skipped"
         return 0
     fi
     install_fetch_tools
