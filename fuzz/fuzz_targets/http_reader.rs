@@ -49,9 +49,12 @@ fn read(pieces: &[&[u8]], eof: bool) -> Outcome {
                 match event {
                     Some(Event::Head(head)) => {
                         assert!(outcome.body.is_empty(), "a head after body bytes");
+                        // 204 and 304 have no body, whatever Content-Length says.
+                        let bodyless = matches!(head.status(), 204 | 304);
                         limit = head
                             .field("Content-Length")
-                            .and_then(|v| v.parse::<u64>().ok());
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .map(|n| if bodyless { 0 } else { n });
                         outcome.heads.push(head.raw().to_vec());
                     }
                     Some(Event::Body(bytes)) => {
