@@ -3,6 +3,7 @@
 //! still be exact, and failures must be clean.
 
 mod common;
+mod peer;
 
 use std::process::Command;
 use std::thread;
@@ -97,4 +98,149 @@ fn bench_with_twenty_clients_across_a_choppy_network_has_no_errors() {
     let json = stdout(&output);
     assert!(json.contains("\"messages\":1000,"), "{json}");
     assert!(json.contains("\"errors\":0,"), "{json}");
+}
+
+mod fetch {
+    //! `sockdemo fetch` across the proxy: an 8 MiB file from `python3 -m http.server` and a
+    //! chunked body from a peer of ours come out byte for byte, and a connection cut, reset,
+    //! half-closed or silenced half-way fails cleanly, within `--timeout`, leaving no file.
+
+    use std::fs;
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::process::Output;
+    use std::time::{Duration, Instant};
+
+    use sockdemo::testing::Rng;
+
+    use crate::common::proxy::{Fault, Plan, Proxy};
+    use crate::common::{run, sockdemo, stderr, STEP};
+    use crate::peer::{holds_noise, Noise, Peer, PythonServer, Reply, TempDir};
+
+    const BIG: usize = 8 << 20;
+    const SEEDS: [u64; 3] = [1, 2, 3];
+
+    fn fetch_in(dir: &Path, args: &[&str]) -> Output {
+        let mut cmd = sockdemo(["fetch"]);
+        cmd.args(args).current_dir(dir);
+        run(&mut cmd, STEP)
+    }
+
+    /// `python3 -m http.server` serving `big.bin`, [`BIG`] bytes of noise from seed 8.
+    fn python_serving_noise(served: &TempDir) -> (PythonServer, SocketAddr) {
+        fs::write(served.join("big.bin"), Noise::bytes(8, BIG)).unwrap();
+        let server = PythonServer::start(served.path());
+        let addr = SocketAddr::from(([127, 0, 0, 1], server.port));
+        (server, addr)
+    }
+
+    /// `body` chunked in sizes from 1 byte to 40,000, with extensions and a trailer.
+    fn chunked(body: Vec<u8>, seed: u64) -> Reply {
+        let mut rng = Rng::new(seed);
+        let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut rest = body.as_slice();
+        while !rest.is_empty() {
+            let cap = [1, 16, 1500, 40_000][rng.below(4)];
+            let len = (1 + rng.below(cap)).min(rest.len());
+            let (chunk, tail) = rest.split_at(len);
+            out.extend(format!("{len:x};n={}\r\n", rng.below(100)).as_bytes());
+            out.extend(chunk);
+            out.extend(b"\r\n");
+            rest = tail;
+        }
+        out.extend(b"0\r\nX-Trailer: done\r\n\r\n");
+        Reply::Bytes(out)
+    }
+
+    #[test]
+    fn an_8_mib_file_from_python_http_server_arrives_byte_exact_for_every_seed() {
+        let served = TempDir::new("bad-net-served");
+        let (_server, upstream) = python_serving_noise(&served);
+        for seed in SEEDS {
+            let proxy = Proxy::start(upstream, Plan::bulk(seed));
+            let dir = TempDir::new("bad-net-8mib");
+            let output = fetch_in(dir.path(), &[&format!("http://{}/big.bin", proxy.addr)]);
+            assert!(output.status.success(), "seed {seed}: {}", stderr(&output));
+            assert!(
+                holds_noise(&dir.join("big.bin"), 8, BIG as u64),
+                "seed {seed}: the copy differs"
+            );
+        }
+    }
+
+    #[test]
+    fn a_chunked_body_arrives_byte_exact_for_every_seed() {
+        for seed in SEEDS {
+            // A large body in bulk pieces, and a small one down to single bytes.
+            for (plan, len, recv_size) in [
+                (Plan::bulk(seed), 300_000 + seed as usize, "1024"),
+                (Plan::choppy(seed), 6_000 + seed as usize, "7"),
+            ] {
+                let body = Noise::bytes(seed, len);
+                let peer = Peer::v4(vec![chunked(body, seed)]);
+                let proxy = Proxy::start(peer.addr, plan);
+                let dir = TempDir::new("bad-net-chunked");
+                let url = format!("http://{}/c.bin", proxy.addr);
+                let output = fetch_in(dir.path(), &["--recv-size", recv_size, &url]);
+                assert!(output.status.success(), "seed {seed}: {}", stderr(&output));
+                assert!(
+                    holds_noise(&dir.join("c.bin"), seed, len as u64),
+                    "seed {seed}, {len} bytes: the copy differs"
+                );
+            }
+        }
+    }
+
+    /// Each fault half-way through the 8 MiB: exit 1 with one error line, within
+    /// `--timeout` (plus a loose allowance for a loaded machine), no file left behind and an
+    /// existing file untouched.
+    #[test]
+    fn a_fetch_cut_half_way_fails_within_the_timeout_and_leaves_no_file() {
+        const TIMEOUT: Duration = Duration::from_secs(2);
+        const ALLOWANCE: Duration = Duration::from_secs(10);
+        let served = TempDir::new("cut-served");
+        let (_server, upstream) = python_serving_noise(&served);
+        let at = (3 << 20) + 12_345;
+        let faults = [
+            (Fault::Cut(at), "the body ended after"),
+            (Fault::Reset(at), "cannot read from"),
+            (Fault::HalfClose(at), "the body ended after"),
+            (Fault::Stall(at), "timed out"),
+        ];
+        for (fault, expected) in faults {
+            for keep in [false, true] {
+                let plan = Plan {
+                    fault,
+                    ..Plan::bulk(at)
+                };
+                let proxy = Proxy::start(upstream, plan);
+                let dir = TempDir::new("cut");
+                let url = format!("http://{}/big.bin", proxy.addr);
+                let mut args = vec!["--timeout", "2s", &url];
+                if keep {
+                    fs::write(dir.join("keep"), b"old").unwrap();
+                    args.extend(["-o", "keep"]);
+                }
+                let started = Instant::now();
+                let output = fetch_in(dir.path(), &args);
+                let elapsed = started.elapsed();
+                let err = stderr(&output);
+                assert_eq!(output.status.code(), Some(1), "{fault:?}: {err}");
+                assert!(
+                    err.starts_with("error: ") && err.lines().count() == 1,
+                    "{fault:?}: {err}"
+                );
+                assert!(err.contains(expected), "{fault:?}: {err}");
+                assert!(elapsed < TIMEOUT + ALLOWANCE, "{fault:?}: {elapsed:?}");
+                if matches!(fault, Fault::Stall(_)) {
+                    assert!(elapsed >= TIMEOUT, "{fault:?}: {elapsed:?}");
+                }
+                let left: Vec<String> = if keep { vec!["keep".into()] } else { vec![] };
+                assert_eq!(dir.names(), left, "{fault:?}");
+                if keep {
+                    assert_eq!(fs::read(dir.join("keep")).unwrap(), b"old");
+                }
+            }
+        }
+    }
 }

@@ -674,3 +674,175 @@ fn connect_timeout_gives_up_on_a_listener_that_never_completes_the_handshake() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(error, format!("error: cannot connect to {addr}: timed out"));
 }
+
+/// A peer script: `head` at once, then `endless` over and over (at most 1 GiB) until the
+/// client goes away.
+fn endless(head: &str, endless: &'static [u8]) -> Reply {
+    let head = head.as_bytes().to_vec();
+    Reply::Custom(Box::new(move |stream| {
+        use std::io::Write;
+        let block = endless.repeat((64 << 10) / endless.len());
+        let _ = stream.write_all(&head);
+        for _ in 0..(1 << 30) / block.len() {
+            if stream.write_all(&block).is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+#[test]
+fn endless_headers_and_chunk_size_lines_are_cut_off_at_their_limits() {
+    let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let cases = [
+        (
+            endless("HTTP/1.1 200 OK\r\nX-Endless: ", b"e"),
+            "header block longer than 65536 bytes",
+        ),
+        (
+            endless("HTTP/1.1 200 OK\r\n", b"X-Field: 1\r\n"),
+            "more than 1000 header fields",
+        ),
+        (
+            endless(&format!("{chunked}5;ext="), b"x"),
+            "chunk-size line longer than 4096 bytes",
+        ),
+        (
+            endless(chunked, b"1"),
+            "chunk-size line longer than 4096 bytes",
+        ),
+    ];
+    for (reply, expected) in cases {
+        let dir = TempDir::new("endless");
+        let peer = Peer::v4(vec![reply]);
+        let error = failed(&fetch_in(dir.path(), &[&peer.url("/e")]));
+        assert!(error.contains(expected), "{expected}: {error}");
+        assert!(dir.names().is_empty(), "{expected}: {:?}", dir.names());
+    }
+}
+
+#[test]
+fn ten_thousand_header_fields_are_refused() {
+    let dir = TempDir::new("fields");
+    let mut response = String::from("HTTP/1.1 200 OK\r\n");
+    for n in 0..10_000 {
+        response.push_str(&format!("X-{n}: {n}\r\n"));
+    }
+    response.push_str("Content-Length: 2\r\n\r\nok");
+    let peer = Peer::v4(vec![bytes(&response)]);
+    let error = failed(&fetch_in(dir.path(), &[&peer.url("/f")]));
+    assert!(error.contains("more than 1000 header fields"), "{error}");
+    assert!(dir.names().is_empty(), "{:?}", dir.names());
+}
+
+#[test]
+fn a_server_dripping_a_byte_a_second_finishes_inside_the_idle_timeout() {
+    // Five gaps of a second against an idle bound of three: the whole response takes longer
+    // than --timeout, but no single wait does.
+    let drip = |stream: &mut std::net::TcpStream| {
+        use std::io::Write;
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r");
+        for byte in b"\ndrip" {
+            thread::sleep(Duration::from_secs(1));
+            if stream.write_all(&[*byte]).is_err() {
+                return;
+            }
+        }
+    };
+    let peer = Peer::v4(vec![Reply::Custom(Box::new(drip))]);
+    let dir = TempDir::new("drip");
+    let started = Instant::now();
+    let output = fetch_in(dir.path(), &["--timeout", "3s", &peer.url("/drip.txt")]);
+    succeeded(&output);
+    assert!(started.elapsed() > Duration::from_secs(4), "it dripped");
+    assert_eq!(fs::read(dir.join("drip.txt")).unwrap(), b"drip");
+}
+
+#[test]
+fn bytes_past_the_end_of_the_body_are_not_written_nor_waited_for() {
+    // Each server sends more than the body and then keeps the connection open: fetch must
+    // end at the body's end, not at --timeout (which would be a failure).
+    let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n";
+    let cases = [
+        "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody",
+        "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbo",
+        chunked,
+    ];
+    for head in cases {
+        let head = head.to_string();
+        let extra = move |stream: &mut std::net::TcpStream| {
+            use std::io::Write;
+            let _ = stream.write_all(head.as_bytes());
+            let rest: &[u8] = if head.ends_with("bo") { b"dy" } else { b"" };
+            let _ = stream.write_all(&[rest, &b"EXTRA".repeat(20_000)].concat());
+            // Hold the connection until the client closes it.
+            let _ = stream.read_to_end(&mut Vec::new());
+        };
+        let peer = Peer::v4(vec![Reply::Custom(Box::new(extra))]);
+        let dir = TempDir::new("extra");
+        let output = fetch_in(dir.path(), &["--timeout", "10s", &peer.url("/b")]);
+        succeeded(&output);
+        assert!(stderr(&output).contains("Saved 4 bytes to b"));
+        assert_eq!(fs::read(dir.join("b")).unwrap(), b"body");
+    }
+}
+
+#[test]
+fn a_signal_mid_download_leaves_a_default_name_and_a_fifo_as_they_were() {
+    let partial = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nhalf".to_vec();
+
+    // A default name: the file already there is not replaced, and no partial stays.
+    let dir = TempDir::new("signal-default");
+    fs::write(dir.join("x"), b"old").unwrap();
+    let peer = Peer::v4(vec![Reply::ThenHang(partial.clone())]);
+    let child = spawn_fetch(dir.path(), &[&peer.url("/x")]);
+    wait_for_entries(dir.path(), 2);
+    let output = signal(child, "TERM");
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    assert_eq!(dir.names(), ["x"]);
+    assert_eq!(fs::read(dir.join("x")).unwrap(), b"old");
+
+    // A FIFO written in place: still a FIFO afterwards.
+    let dir = TempDir::new("signal-fifo");
+    let fifo = dir.join("pipe");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let peer = Peer::v4(vec![Reply::ThenHang(partial)]);
+    let child = spawn_fetch(dir.path(), &[&peer.url("/x"), "-o", "pipe"]);
+    // Opening the read end returns once fetch has opened the write end.
+    let (opened, rx) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut reader = fs::File::open(fifo).unwrap();
+        opened.send(()).unwrap();
+        let _ = reader.read_to_end(&mut Vec::new());
+    });
+    rx.recv_timeout(STEP).expect("fetch opens the FIFO");
+    let output = signal(child, "INT");
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    reader.join().unwrap();
+    let fifo = dir.join("pipe");
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(dir.names(), ["pipe"]);
+}
+
+fn spawn_fetch(dir: &Path, args: &[&str]) -> std::process::Child {
+    sockdemo(["fetch"])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends SIG`name` to `child` and collects its output.
+fn signal(child: std::process::Child, name: &str) -> Output {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-s", name, &pid]).status();
+    assert!(sent.unwrap().success());
+    wait_output(child, STEP)
+}

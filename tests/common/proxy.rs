@@ -23,6 +23,9 @@ pub enum Fault {
     /// The client's side is half-closed (FIN, nothing more) after this many bytes; the
     /// client's own bytes still reach the server.
     HalfClose(u64),
+    /// Nothing more reaches the client after this many bytes, and nothing tells it so: the
+    /// connection stays open and silent, as when a cable is pulled. Only a timeout ends it.
+    Stall(u64),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -167,7 +170,7 @@ fn pause(rng: &mut Rng, plan: &Plan) {
 fn fault_at(fault: Fault) -> Option<u64> {
     match fault {
         Fault::None => None,
-        Fault::Cut(at) | Fault::Reset(at) | Fault::HalfClose(at) => Some(at),
+        Fault::Cut(at) | Fault::Reset(at) | Fault::HalfClose(at) | Fault::Stall(at) => Some(at),
     }
 }
 
@@ -187,6 +190,11 @@ fn inject(fault: Fault, server: &TcpStream, client: &TcpStream) {
         }
         Fault::HalfClose(_) => {
             let _ = client.shutdown(Shutdown::Write);
+        }
+        Fault::Stall(_) => {
+            // Swallow the server's bytes until it is done (or the read timeout passes); the
+            // client's socket is left as it is until then.
+            let _ = std::io::copy(&mut &*server, &mut std::io::sink());
         }
     }
 }

@@ -239,6 +239,41 @@ impl PythonServer {
         server
     }
 
+    /// `python3 -u -m http.server 0` serving `dir`, run by `python3` (which may be a command
+    /// that runs it elsewhere, such as inside a network namespace). Ready once it has said
+    /// where it listens (the line comes after the socket is bound and listening), which is
+    /// read from its stdout for at most [`STEP`].
+    pub fn spawn(mut python3: Command, dir: &Path) -> PythonServer {
+        let mut child = python3
+            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
+            .arg("--directory")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn python3 -m http.server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in io::BufRead::lines(io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = PythonServer { child, port: 0 };
+        let line = lines
+            .recv_timeout(STEP)
+            .expect("python3 says where it listens");
+        // "Serving HTTP on 127.0.0.1 port 45678 (http://127.0.0.1:45678/) ..."
+        let port = line
+            .split(" port ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next());
+        server.port = port.and_then(|p| p.parse().ok()).expect(&line);
+        server
+    }
+
     /// Connects until it answers: at most [`STEP`].
     fn wait_ready(&self) {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
