@@ -145,6 +145,8 @@ struct Pool {
 struct Open {
     next_id: u64,
     streams: HashMap<u64, Arc<TcpStream>>,
+    /// Threads waiting on `changed`: closing a connection wakes no one when there are none.
+    waiters: usize,
 }
 
 impl Server {
@@ -210,11 +212,7 @@ impl Server {
                 );
                 told = true;
             }
-            open = self
-                .shared
-                .changed
-                .wait(open)
-                .unwrap_or_else(|e| e.into_inner());
+            open = self.shared.wait_changed(open, None);
         }
         if told {
             info!("A connection closed, accepting again");
@@ -268,10 +266,7 @@ impl Server {
                 warn!("{} connections still closing at exit", open.streams.len());
                 break;
             }
-            open = match self.shared.changed.wait_timeout(open, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
+            open = self.shared.wait_changed(open, Some(left));
         }
         let served = self.shared.served.load(Ordering::Relaxed);
         let s = if served == 1 { "" } else { "s" };
@@ -316,8 +311,32 @@ impl Shared {
     }
 
     fn unregister(&self, id: u64) {
-        self.lock().streams.remove(&id);
-        self.changed.notify_all();
+        let waiters = {
+            let mut open = self.lock();
+            open.streams.remove(&id);
+            open.waiters
+        };
+        if waiters > 0 {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Waits (up to `limit`, if given) for a connection to close or shutdown to begin.
+    fn wait_changed<'a>(
+        &self,
+        mut open: MutexGuard<'a, Open>,
+        limit: Option<Duration>,
+    ) -> MutexGuard<'a, Open> {
+        open.waiters += 1;
+        let mut open = match limit {
+            None => self.changed.wait(open).unwrap_or_else(|e| e.into_inner()),
+            Some(limit) => match self.changed.wait_timeout(open, limit) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            },
+        };
+        open.waiters -= 1;
+        open
     }
 
     fn pool_lock(&self) -> MutexGuard<'_, Pool> {
@@ -373,7 +392,6 @@ fn serve_connection(stream: &TcpStream, peer: SocketAddr, config: &Config) {
         Err(err) if net::is_timeout(&err) => info!("Connection from {peer} timed out"),
         Err(err) => debug!("Connection from {peer}: {}", describe(&err)),
     }
-    let _ = stream.shutdown(Shutdown::Both);
     info!("Connection from {peer} closed.");
 }
 

@@ -3,7 +3,7 @@
 //! still be exact, and failures must be clean.
 
 mod common;
-mod peer;
+mod http_peer;
 
 use std::process::Command;
 use std::thread;
@@ -115,7 +115,7 @@ mod fetch {
 
     use crate::common::proxy::{Fault, Plan, Proxy};
     use crate::common::{run, sockdemo, stderr, STEP};
-    use crate::peer::{holds_noise, Noise, Peer, PythonServer, Reply, TempDir};
+    use crate::http_peer::{holds_noise, Noise, Peer, PythonServer, Reply, TempDir};
 
     const BIG: usize = 8 << 20;
     const SEEDS: [u64; 3] = [1, 2, 3];

@@ -3,7 +3,7 @@
 //! `python3 -m http.server`. Every run is bounded by `common::STEP`.
 
 mod common;
-mod peer;
+mod http_peer;
 
 use std::fs;
 use std::io::Read;
@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{run, sockdemo, stderr, stdout, wait_output, STEP};
-use peer::{bytes, free_port, ok, redirect, Noise, Peer, PythonServer, Reply, TempDir};
+use http_peer::{bytes, free_port, ok, redirect, Noise, Peer, PythonServer, Reply, TempDir};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -225,7 +225,7 @@ fn hostile_names_never_leave_the_current_directory() {
         let peer = Peer::v4(vec![ok("x")]);
         let output = fetch_in(&work, &[&peer.url(path)]);
         succeeded(&output);
-        assert_eq!(peer::names_in(&work), [name], "{path}");
+        assert_eq!(sockdemo::testing::names_in(&work), [name], "{path}");
         fs::remove_file(work.join(name)).unwrap();
         assert_eq!(
             root.names(),
@@ -242,7 +242,7 @@ fn a_name_from_a_redirect_never_leaves_the_current_directory() {
     fs::create_dir(&work).unwrap();
     let peer = Peer::v4(vec![redirect(302, "/../../../etc/.passwd"), ok("x")]);
     succeeded(&fetch_in(&work, &["-L", &peer.url("/start")]));
-    assert_eq!(peer::names_in(&work), ["passwd"]);
+    assert_eq!(sockdemo::testing::names_in(&work), ["passwd"]);
     assert_eq!(root.names(), ["work"]);
 }
 
@@ -551,7 +551,7 @@ fn a_64_mib_body_is_saved_byte_exact() {
     let dir = TempDir::new("64mib");
     let output = fetch_in(dir.path(), &[&peer.url("/big.bin")]);
     succeeded(&output);
-    assert!(peer::holds_noise(&dir.join("big.bin"), 64, LEN));
+    assert!(http_peer::holds_noise(&dir.join("big.bin"), 64, LEN));
 }
 
 #[test]
@@ -590,7 +590,7 @@ fn sigint_and_sigterm_remove_the_partial_file() {
 /// Waits (at most [`STEP`]) until `dir` holds `n` entries.
 fn wait_for_entries(dir: &Path, n: usize) {
     let deadline = Instant::now() + STEP;
-    while peer::names_in(dir).len() < n {
+    while sockdemo::testing::names_in(dir).len() < n {
         assert!(Instant::now() < deadline, "no temporary file appeared");
         thread::sleep(Duration::from_millis(10));
     }

@@ -4,14 +4,14 @@
 //! too, against `python3 -m http.server` and a chunked peer, both inside the namespace.
 
 mod common;
-mod peer;
+mod http_peer;
 
 use std::fs;
 use std::thread;
 
 use common::netns::Netns;
 use common::{have, run, stderr, stdout, Server, STEP};
-use peer::{holds_noise, Noise, PythonServer, TempDir};
+use http_peer::{holds_noise, Noise, PythonServer, TempDir};
 
 #[test]
 fn clients_and_bench_at_mtu_576_get_exact_replies() {

@@ -1,67 +1,20 @@
-//! Helpers for the fetch tests: scripted HTTP peers on loopback port 0, a temporary
-//! directory to run the binary in, `python3 -m http.server` as a peer nobody here wrote, and
-//! a seeded byte stream for bodies too large to keep twice.
+//! Helpers for the fetch tests: scripted HTTP peers on loopback port 0, `python3 -m
+//! http.server` as a peer nobody here wrote, and a seeded byte stream for bodies too large
+//! to keep twice.
 
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::STEP;
 
-/// A fresh directory for one test, removed when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(label: &str) -> TempDir {
-        static COUNT: AtomicU32 = AtomicU32::new(0);
-        let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("sockdemo-fetch-{}-{label}-{n}", std::process::id());
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&path).expect("create a temporary directory");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// The names in the directory, sorted.
-    pub fn names(&self) -> Vec<String> {
-        names_in(&self.0)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read the directory")
-        .map(|entry| {
-            entry
-                .expect("an entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    names
-}
+pub use sockdemo::testing::TempDir;
 
 /// What a scripted peer does on one connection, after the request has arrived.
 pub enum Reply {
