@@ -11,12 +11,13 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use log::{debug, info, warn};
+use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::cli::ServeArgs;
 use crate::hello::{End, Framer, GREETING};
@@ -25,6 +26,8 @@ use crate::net::{self, describe, IoContext, RECV_SIZE};
 /// Stack for a connection thread. It holds a 1 KiB buffer and a few frames; the default
 /// 2 MiB would only cost address space, but a small one makes the cost per connection plain.
 const CONN_STACK: usize = 64 * 1024;
+/// Connections the kernel may hold for us while we are not accepting (std's own is 128).
+const LISTEN_BACKLOG: i32 = 1024;
 /// How long a thread that has finished a connection waits for another before it exits.
 const THREAD_KEEPALIVE: Duration = Duration::from_secs(5);
 /// Threads kept waiting at most; beyond that a finished thread exits at once.
@@ -102,6 +105,8 @@ pub struct Server {
     local: SocketAddr,
     config: Arc<Config>,
     shared: Arc<Shared>,
+    /// Whether accepted sockets arrive with the listener's options (see [`Server::configure`]).
+    inherited: OnceLock<bool>,
 }
 
 /// Stops a running server from another thread.
@@ -157,7 +162,7 @@ impl Server {
     pub fn bind(config: Config) -> anyhow::Result<Server> {
         let addrs = net::resolve(&config.host, config.port, net::Family::Any)?;
         let addr = addrs[0];
-        let listener = TcpListener::bind(addr).map_err(|err| listen_error(addr, err))?;
+        let listener = listen(addr, &config).map_err(|err| listen_error(addr, err))?;
         let local = listener
             .local_addr()
             .io_context(|| format!("cannot read the address of {addr}"))?;
@@ -167,6 +172,7 @@ impl Server {
             local,
             config: Arc::new(config),
             shared: Arc::default(),
+            inherited: OnceLock::new(),
         })
     }
 
@@ -191,13 +197,34 @@ impl Server {
                 Ok(_) if self.shared.stopping() => break,
                 Ok((stream, peer)) => {
                     backoff.succeeded();
-                    self.dispatch(stream, peer);
+                    match self.configure(&stream) {
+                        Ok(()) => self.dispatch(stream, peer),
+                        Err(err) => warn!("Cannot set up {peer}, dropping it: {}", describe(&err)),
+                    }
                 }
                 Err(_) if self.shared.stopping() => break,
                 Err(err) => backoff.failed(&err),
             }
         }
         self.finish()
+    }
+
+    /// Gives an accepted socket TCP_NODELAY (one write per reply must leave at once) and the
+    /// idle timeout on reads and writes (a client that stops reading must not hold its thread
+    /// forever). Linux copies all three from the listener on accept, which saves three system
+    /// calls per connection; the first connection tells whether this system does, and where
+    /// it does not, every connection gets them set here.
+    fn configure(&self, stream: &TcpStream) -> io::Result<()> {
+        let config = &self.config;
+        let inherited = *self
+            .inherited
+            .get_or_init(|| has_options(stream, config).unwrap_or(false));
+        if inherited {
+            return Ok(());
+        }
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(config.idle_timeout)?;
+        stream.set_write_timeout(config.idle_timeout)
     }
 
     /// Blocks while the server is at `max_connections`; false once shutdown has begun.
@@ -398,10 +425,6 @@ fn serve_connection(stream: &TcpStream, peer: SocketAddr, config: &Config) {
 /// The protocol loop: greeting, then a reply for every message, until `exit`, EOF, a line
 /// that is too long, or an error. Returns why it ended (`None` for EOF).
 fn converse(mut stream: &TcpStream, config: &Config) -> io::Result<Option<End>> {
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(config.idle_timeout)?;
-    // A client that stops reading fills its buffers; the write timeout frees this thread.
-    stream.set_write_timeout(config.idle_timeout)?;
     stream.write_all(GREETING)?;
     let mut framer = Framer::new();
     let mut buf = [0u8; RECV_SIZE];
@@ -456,14 +479,35 @@ impl Backoff {
     }
 }
 
-/// Errors about one would-be connection that vanished before accept; nothing to wait out.
+/// Errors about one would-be connection that vanished before accept, and the listener's
+/// own read timeout (which accept honours): nothing to wait out.
 fn is_transient(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
+    net::is_timeout(err)
+        || matches!(
+            err.kind(),
+            io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::Interrupted
+        )
+}
+
+/// The listening socket, with the options that accepted sockets inherit on Linux.
+fn listen(addr: SocketAddr, config: &Config) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.set_read_timeout(config.idle_timeout)?;
+    socket.set_write_timeout(config.idle_timeout)?;
+    Ok(socket.into())
+}
+
+/// Whether `stream` already has the options [`Server::configure`] would give it.
+fn has_options(stream: &TcpStream, config: &Config) -> io::Result<bool> {
+    Ok(stream.nodelay()?
+        && stream.read_timeout()? == config.idle_timeout
+        && stream.write_timeout()? == config.idle_timeout)
 }
 
 fn listen_error(addr: SocketAddr, err: io::Error) -> anyhow::Error {
