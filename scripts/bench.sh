@@ -274,6 +274,10 @@ fetch_one() {
         say "  $name saved $size bytes, not $((FETCH_MIB * 1024 * 1024))"
         return 0
     fi
+    if ! cmp -s "$TMP/fetched" "$TMP/nginx/www/big.bin"; then
+        say "  $name saved a file that differs from the original"
+        return 0
+    fi
     read -r wall maxrss <"$timing"
     say "  $name: ${wall} s, peak RSS ${maxrss} KiB"
     record fetch_wall "$name" "$wall"
