@@ -170,26 +170,9 @@ pub struct PythonServer {
 }
 
 impl PythonServer {
+    /// `python3 -m http.server` on this machine, serving `dir`.
     pub fn start(dir: &Path) -> PythonServer {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .arg("--directory")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn python3 -m http.server");
-        let server = PythonServer { child, port };
-        server.wait_ready();
-        server
+        PythonServer::spawn(Command::new("python3"), dir)
     }
 
     /// `python3 -u -m http.server 0` serving `dir`, run by `python3` (which may be a command
@@ -225,19 +208,6 @@ impl PythonServer {
             .and_then(|rest| rest.split(' ').next());
         server.port = port.and_then(|p| p.parse().ok()).expect(&line);
         server
-    }
-
-    /// Connects until it answers: at most [`STEP`].
-    fn wait_ready(&self) {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let deadline = Instant::now() + STEP;
-        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "python3 http.server is not listening"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 
