@@ -207,3 +207,24 @@ fn a_silent_server_times_out() {
     );
     peer.join().unwrap();
 }
+
+#[test]
+fn a_terminal_gets_a_prompt_for_each_name() {
+    if !common::have("script") {
+        return;
+    }
+    let server = Server::start(&[]);
+    // script(1) runs the client on a pseudo-terminal and copies what it shows to stdout.
+    let client = format!("{} client --port {}", common::BIN, server.addr.port());
+    let output = run_with_input(
+        Command::new("script").args(["-qec", &client, "/dev/null"]),
+        b"Michael\nexit\n",
+        STEP,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let screen = stdout(&output).replace('\r', "");
+    assert!(
+        screen.contains("Welcome!\nname> Hello, Michael!\nname> "),
+        "{screen:?}"
+    );
+}
