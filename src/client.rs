@@ -103,7 +103,8 @@ fn names_from(
 ) -> impl Iterator<Item = io::Result<Vec<u8>>> {
     std::iter::from_fn(move || loop {
         if interactive {
-            eprint!("name> ");
+            // Not eprint!: a closed stderr must not panic.
+            let _ = io::stderr().write_all(b"name> ");
         }
         let mut line = Vec::new();
         match input.read_until(b'\n', &mut line) {
