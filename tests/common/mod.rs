@@ -74,6 +74,23 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Reads `reader` line by line on a thread of its own, hands each line to `each` and sends it
+/// down the returned channel, so that a test can wait for a line with a time limit.
+pub fn forward_lines(
+    reader: impl Read + Send + 'static,
+    mut each: impl FnMut(&str) + Send + 'static,
+) -> Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            each(&line);
+            let _ = tx.send(line);
+        }
+    });
+    lines
+}
+
 /// A `sockdemo serve` process on a free port, killed when dropped.
 pub struct Server {
     pub child: Child,
@@ -99,15 +116,10 @@ impl Server {
             .spawn()
             .expect("spawn server");
         let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
         let log = Arc::new(Mutex::new(Vec::new()));
         let keep = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                keep.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
+        let lines = forward_lines(stderr, move |line| {
+            keep.lock().unwrap().push(line.to_string())
         });
         let mut server = Server {
             child,

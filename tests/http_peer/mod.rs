@@ -190,13 +190,7 @@ impl PythonServer {
             .spawn()
             .expect("spawn python3 -m http.server");
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in io::BufRead::lines(io::BufReader::new(stdout)) {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
+        let lines = crate::common::forward_lines(stdout, |_| {});
         let mut server = PythonServer { child, port: 0 };
         let line = lines
             .recv_timeout(STEP)
