@@ -34,6 +34,25 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// Runs `then` on a thread of its own when the first SIGINT or SIGTERM arrives, with the
+/// signal's number. Both `serve` (shut down cleanly) and `fetch` (remove the partial file)
+/// need exactly this.
+pub(crate) fn on_interrupt(then: impl FnOnce(i32) + Send + 'static) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".to_string())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                then(signal);
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
 /// True when the error comes from writing to a reader that has gone away.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {

@@ -13,10 +13,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::thread;
-
-use anyhow::Context;
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::net::IoContext;
 
@@ -39,20 +35,12 @@ fn partial() -> MutexGuard<'static, Option<PathBuf>> {
 /// Starts a thread that, on SIGINT or SIGTERM, removes the temporary file and exits with
 /// 128 + the signal number (130, 143), as a shell reports a process killed by it.
 pub fn remove_partial_on_signal() -> anyhow::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("cannot install signal handlers")?;
-    thread::Builder::new()
-        .name("signals".to_string())
-        .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                if let Some(path) = partial().take() {
-                    let _ = fs::remove_file(path);
-                }
-                std::process::exit(128 + signal);
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(())
+    crate::on_interrupt(|signal| {
+        if let Some(path) = partial().take() {
+            let _ = fs::remove_file(path);
+        }
+        std::process::exit(128 + signal);
+    })
 }
 
 /// Where the body should go.

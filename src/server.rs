@@ -15,7 +15,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use log::{debug, info, warn};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -76,25 +75,15 @@ impl From<&ServeArgs> for Config {
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let server = Server::bind(Config::from(args))?;
     let handle = server.handle();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .context("cannot install signal handlers")?;
-    thread::Builder::new()
-        .name("signals".to_string())
-        .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                let name = if signal == signal_hook::consts::SIGINT {
-                    "SIGINT"
-                } else {
-                    "SIGTERM"
-                };
-                info!("Received {name}, shutting down");
-                handle.shutdown();
-            }
-        })
-        .context("cannot start the signal thread")?;
+    crate::on_interrupt(move |signal| {
+        let name = if signal == signal_hook::consts::SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        info!("Received {name}, shutting down");
+        handle.shutdown();
+    })?;
     server.run();
     Ok(())
 }
