@@ -1,12 +1,28 @@
-//! The command line: one `Cli`, one args struct per subcommand. Doc comments are the help
-//! text; values are checked here (durations, sizes, headers) so the library gets them whole.
+//! The command line: one `Cli`, one args struct per subcommand, and their conversion into
+//! the library's configs. This is the only module that knows clap: the library takes
+//! `fetch::Config`, `server::Config`, ... and can be used without it. Doc comments are the
+//! help text; values are checked here (durations, sizes, headers) so the library gets them
+//! whole.
+
+// The doc comments here are help text for a terminal, where `[:port]` means "optional".
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use crate::demo;
+use crate::exit::Numbering;
+use crate::fetch;
+use crate::hello::bench::{self, Rounds};
+use crate::hello::client::{self, Mode};
+use crate::hello::server;
+use crate::net::{self, Family};
+
+/// The whole command line.
 #[derive(Debug, Parser)]
 #[command(name = "sockdemo", version, about, propagate_version = true)]
 pub struct Cli {
@@ -16,10 +32,12 @@ pub struct Cli {
     /// Only errors on stderr
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch a web page with an HTTP/1.1 GET over a raw TCP socket
@@ -34,16 +52,17 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+/// `sockdemo serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on (127.0.0.1 is local only; 0.0.0.0 or :: for every interface)
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    #[arg(long, value_name = "ADDR", default_value = net::DEFAULT_HOST)]
     pub host: String,
     /// Port to listen on (0 lets the system pick a free one)
-    #[arg(short, long, value_name = "PORT", default_value_t = 9999)]
+    #[arg(short, long, value_name = "PORT", default_value_t = net::DEFAULT_PORT)]
     pub port: u16,
     /// Open connections at most; at the cap, accepting pauses until one closes
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = server::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
     /// Close a connection that sends nothing for this long (0 turns it off)
     #[arg(long, value_name = "DUR", default_value = "300s", value_parser = parse_duration)]
@@ -53,16 +72,17 @@ pub struct ServeArgs {
     pub delay: Duration,
 }
 
+/// `sockdemo client`.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// Names to send, one message each; without any, names are read from stdin, one per line
     #[arg(value_name = "NAME")]
     pub names: Vec<OsString>,
     /// Server to connect to (a name is resolved and every address tried in turn)
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    #[arg(long, value_name = "ADDR", default_value = net::DEFAULT_HOST)]
     pub host: String,
     /// Server port
-    #[arg(short, long, value_name = "PORT", default_value_t = 9999)]
+    #[arg(short, long, value_name = "PORT", default_value_t = net::DEFAULT_PORT)]
     pub port: u16,
     /// Give up on a connect or a reply after this long
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
@@ -73,6 +93,7 @@ pub struct ClientArgs {
     pub lines: bool,
 }
 
+/// `sockdemo fetch`.
 #[derive(Debug, Clone, Args)]
 pub struct FetchArgs {
     /// host, host:port, host/path, http://host[:port][/path][?query], [v6addr]:port
@@ -88,7 +109,7 @@ pub struct FetchArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_redirs: u32,
     /// Bytes asked for by each receive
-    #[arg(long, value_name = "BYTES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
+    #[arg(long, value_name = "BYTES", default_value_t = net::RECV_SIZE as u32, value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
     pub recv_size: u32,
     /// Give up connecting to one address after this long
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
@@ -110,13 +131,14 @@ pub struct FetchArgs {
     pub fail: bool,
 }
 
+/// `sockdemo bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Server to load
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    #[arg(long, value_name = "ADDR", default_value = net::DEFAULT_HOST)]
     pub host: String,
     /// Server port
-    #[arg(short, long, value_name = "PORT", default_value_t = 9999)]
+    #[arg(short, long, value_name = "PORT", default_value_t = net::DEFAULT_PORT)]
     pub port: u16,
     /// Concurrent clients, one connection and one thread each
     #[arg(short = 'c', long, value_name = "CLIENTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -141,8 +163,107 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// `sockdemo demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {}
+
+impl Command {
+    /// Which exit numbers the command speaks.
+    pub fn numbering(&self) -> Numbering {
+        match self {
+            Command::Fetch(_) => Numbering::Curl,
+            _ => Numbering::Plain,
+        }
+    }
+}
+
+/// Runs one subcommand to completion.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => server::run(args.into()),
+        Command::Client(args) => client::run(args.into()),
+        Command::Demo(args) => demo::run(args.into()),
+        Command::Fetch(args) => fetch::run(args.into()),
+        Command::Bench(args) => bench::run(args.into()),
+    }
+}
+
+impl From<ServeArgs> for server::Config {
+    fn from(args: ServeArgs) -> Self {
+        server::Config {
+            host: args.host,
+            port: args.port,
+            max_connections: args.max_connections as usize,
+            idle_timeout: net::optional(args.idle_timeout),
+            delay: args.delay,
+        }
+    }
+}
+
+impl From<ClientArgs> for client::Config {
+    fn from(args: ClientArgs) -> Self {
+        client::Config {
+            names: args.names.into_iter().map(OsString::into_vec).collect(),
+            host: args.host,
+            port: args.port,
+            timeout: args.timeout,
+            mode: mode(args.lines),
+        }
+    }
+}
+
+impl From<FetchArgs> for fetch::Config {
+    fn from(args: FetchArgs) -> Self {
+        fetch::Config {
+            target: args.target,
+            output: args.output,
+            follow: args.location,
+            max_redirs: args.max_redirs,
+            recv_size: args.recv_size as usize,
+            connect_timeout: args.connect_timeout,
+            timeout: args.timeout,
+            family: match (args.ipv4, args.ipv6) {
+                (true, _) => Family::V4,
+                (_, true) => Family::V6,
+                _ => Family::Any,
+            },
+            headers: args.headers,
+            fail: args.fail,
+        }
+    }
+}
+
+impl From<BenchArgs> for bench::Config {
+    fn from(args: BenchArgs) -> Self {
+        bench::Config {
+            host: args.host,
+            port: args.port,
+            clients: args.clients as usize,
+            rounds: match args.duration {
+                Some(d) => Rounds::For(d),
+                None => Rounds::Count(args.messages),
+            },
+            reconnect: args.reconnect,
+            mode: mode(args.lines),
+            timeout: args.timeout,
+            json: args.json,
+        }
+    }
+}
+
+impl From<DemoArgs> for demo::Config {
+    fn from(_: DemoArgs) -> Self {
+        demo::Config {}
+    }
+}
+
+fn mode(lines: bool) -> Mode {
+    if lines {
+        Mode::Lines
+    } else {
+        Mode::Raw
+    }
+}
 
 /// `1s`, `250ms`, `2m`, `1h` or a plain number of seconds (fractions allowed).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

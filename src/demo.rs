@@ -6,27 +6,31 @@ use std::io;
 use std::thread;
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::net::IoContext;
 use log::info;
 
-use crate::cli::DemoArgs;
-use crate::client::{self, Connection, Mode};
-use crate::server::{Config, Server};
+use crate::hello::client::{self, Connection, Mode};
+use crate::hello::server::{self, Server};
 
 /// The names the tutorial's client sends.
 pub const NAMES: [&str; 3] = ["Michael", "Tracy", "Sarah"];
 
-pub fn run(_args: &DemoArgs) -> anyhow::Result<()> {
-    let server = Server::bind(Config {
+/// What `sockdemo demo` is to do.
+#[derive(Debug, Clone, Default)]
+pub struct Config {}
+
+/// `sockdemo demo`.
+pub fn run(_config: Config) -> anyhow::Result<()> {
+    let server = Server::bind(server::Config {
         port: 0,
-        ..Config::default()
+        ..server::Config::default()
     })?;
     let addr = server.local_addr();
     let handle = server.handle();
     let server_thread = thread::Builder::new()
         .name("server".to_string())
         .spawn(move || server.run())
-        .context("cannot start the server thread")?;
+        .io_context(|| "cannot start the server thread")?;
 
     info!(
         "Running the client: sockdemo client --port {} {}",

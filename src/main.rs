@@ -5,18 +5,21 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sockdemo::cli::Cli;
+use sockdemo::cli::{self, Cli};
+use sockdemo::exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    match sockdemo::run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
-        // A reader that went away (`| head`) is how a pipeline ends, not a failure.
-        Err(err) if sockdemo::is_broken_pipe(&err) => ExitCode::SUCCESS,
-        Err(err) => {
+    let numbering = cli.command.numbering();
+    let Err(err) = cli::run(cli.command) else {
+        return ExitCode::SUCCESS;
+    };
+    match exit::status(&err, numbering) {
+        None => ExitCode::SUCCESS,
+        Some(code) => {
             let _ = writeln!(std::io::stderr(), "error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
 }

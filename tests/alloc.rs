@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use sockdemo::client::{Connection, Mode};
-use sockdemo::hello::{self, GREETING};
-use sockdemo::server::{Config, Server};
+use sockdemo::hello::client::Connection;
+use sockdemo::hello::protocol::{Exchange, Mode, GREETING};
+use sockdemo::hello::server::{Config, Server};
 
 struct Counting;
 
@@ -52,13 +52,10 @@ fn a_warm_round_trip_allocates_nothing_in_either_mode() {
         if mode == Mode::Lines {
             conn.enter_line_mode().expect("line mode");
         }
-        let message = [b"hot path".as_slice(), mode.ending()].concat();
-        let mut reply = Vec::new();
-        hello::reply(b"hot path", mode.ending(), &mut reply);
+        let exchange = Exchange::new(b"hot path", mode);
         let mut round_trips = |n: usize| {
             for _ in 0..n {
-                conn.send(&message).expect("send");
-                conn.expect(&reply, "reply").expect("reply");
+                conn.round_trip(&exchange).expect("round trip");
             }
         };
         round_trips(100);

@@ -96,7 +96,7 @@ fn every_address_is_tried_in_turn() {
         .unwrap();
     let open = TcpListener::bind("127.0.0.1:0").unwrap();
     let addrs = [closed, open.local_addr().unwrap()];
-    let stream = sockdemo::net::connect_any(&addrs, STEP).expect("second address answers");
+    let stream = sockdemo::net::connect_any(&addrs, STEP, None).expect("second address answers");
     assert_eq!(stream.peer_addr().unwrap(), addrs[1]);
 }
 

@@ -341,15 +341,14 @@ fn without_dash_l_a_redirect_is_saved_like_any_response() {
 
 #[test]
 fn redirects_to_other_schemes_are_refused() {
-    for location in [
-        "file:///etc/passwd",
-        "ftp://127.0.0.1/x",
-        "https://127.0.0.1/",
-    ] {
+    for location in ["file:///etc/passwd", "ftp://127.0.0.1/x"] {
         let dir = TempDir::new("schemes");
         let peer = Peer::v4(vec![redirect(302, location)]);
         let error = failed(&fetch_in(dir.path(), &["-L", &peer.url("/x")]));
-        assert!(error.contains("only http:// is followed"), "{error}");
+        assert!(
+            error.contains("only http:// and https:// are followed"),
+            "{error}"
+        );
         assert!(error.contains(location), "{error}");
         assert!(dir.names().is_empty());
     }

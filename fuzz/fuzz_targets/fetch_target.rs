@@ -1,23 +1,23 @@
-//! Target parsing and redirect resolution on arbitrary text: no panic, and whatever parses
+//! Url parsing and redirect resolution on arbitrary text: no panic, and whatever parses
 //! can go into a request line and a file name as it is: no CR, LF, space or control byte in
 //! the path or the Host field, and a default name that stays in the current directory.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sockdemo::target::Target;
+use sockdemo::fetch::url::Url;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     // The first line is the target; each further line a Location against the last target.
     let mut lines = text.split('\n');
     let first = lines.next().unwrap_or_default();
-    let base = match Target::parse(first) {
+    let base = match Url::parse(first) {
         Ok(target) => {
             check(&target);
             target
         }
-        Err(_) => Target::parse("example.org/dir/page?q=1").unwrap(),
+        Err(_) => Url::parse("example.org/dir/page?q=1").unwrap(),
     };
     // The same text as a Location, then the rest in a chain.
     let mut current = base.clone();
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-fn check(target: &Target) {
+fn check(target: &Url) {
     let request_line = format!("GET {} HTTP/1.1", target.path);
     assert!(target.path.starts_with('/'), "{target:?}");
     assert!(
@@ -37,7 +37,7 @@ fn check(target: &Target) {
         "{target:?}"
     );
     assert_eq!(request_line.split(' ').count(), 3, "{target:?}");
-    let host = target.host_header();
+    let host = target.authority();
     assert!(!host.is_empty(), "{target:?}");
     assert!(host.bytes().all(|b| b.is_ascii_graphic()), "{target:?}");
     assert!(target.port > 0, "{target:?}");
@@ -50,7 +50,7 @@ fn check(target: &Target) {
 
     // What is printed for a target reads back as the same target.
     assert_eq!(
-        Target::parse(&target.to_string()).ok().as_ref(),
+        Url::parse(&target.to_string()).ok().as_ref(),
         Some(target)
     );
 }

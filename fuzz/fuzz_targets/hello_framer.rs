@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sockdemo::hello::{End, Framer, LINE_TOO_LONG};
+use sockdemo::hello::protocol::{line_too_long, End, Framer};
 use sockdemo::testing::Rng;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     // Raw mode as the pieces come: no panic, and output bounded by what came in.
     let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
     let (out, _) = feed(&refs);
-    assert!(out.len() <= 10 * input.len() + LINE_TOO_LONG.len() + 10 * refs.len());
+    assert!(out.len() <= 10 * input.len() + line_too_long().len() + 10 * refs.len());
 });
 
 /// Every reply byte and how the conversation ended.

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sockdemo::http::{Error, Event, ResponseReader};
+use sockdemo::fetch::response::{Error, Event, ResponseReader};
 use sockdemo::testing::Rng;
 
 fuzz_target!(|data: &[u8]| {

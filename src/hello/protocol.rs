@@ -1,4 +1,6 @@
-//! The Hello protocol, without sockets: what the server answers to the bytes it receives.
+//! The Hello protocol, without sockets: what the server answers to the bytes it receives
+//! ([`Framer`]), what a client sends and expects ([`Exchange`]), and how the client checks
+//! what arrives against it ([`Replies`]).
 //!
 //! The tutorial's server treats every `recv(1024)` as one message. That is kept for clients
 //! that never send a line ending (the tutorial's own client), but a person typing into
@@ -11,8 +13,11 @@ pub const GREETING: &[u8] = b"Welcome!";
 pub const EXIT: &[u8] = b"exit";
 /// The longest line accepted in line mode, line ending excluded.
 pub const MAX_LINE: usize = 64 * 1024;
+
 /// What the server says before it drops a client whose line is too long.
-pub const LINE_TOO_LONG: &[u8] = b"error: line longer than 65536 bytes\n";
+pub fn line_too_long() -> String {
+    format!("error: line longer than {MAX_LINE} bytes\n")
+}
 
 /// Appends the reply to `message`: `Hello, <message>!` and the line ending it came with.
 pub fn reply(message: &[u8], ending: &[u8], out: &mut Vec<u8>) {
@@ -20,6 +25,122 @@ pub fn reply(message: &[u8], ending: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(message);
     out.push(b'!');
     out.extend_from_slice(ending);
+}
+
+/// How a client frames its messages on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The tutorial's: the message alone, one write, no line ending.
+    Raw,
+    /// The message and `\n`.
+    Lines,
+}
+
+impl Mode {
+    /// What follows each message (and each reply) in this mode.
+    pub fn ending(self) -> &'static [u8] {
+        match self {
+            Mode::Raw => b"",
+            Mode::Lines => b"\n",
+        }
+    }
+}
+
+/// The bytes a client sends for one name and the reply it must get back, built in one
+/// place for the client and bench. The buffers are reused from name to name.
+#[derive(Debug, Clone, Default)]
+pub struct Exchange {
+    message: Vec<u8>,
+    reply: Vec<u8>,
+    mode: Option<Mode>,
+}
+
+impl Exchange {
+    /// The exchange for `name` in `mode`.
+    pub fn new(name: &[u8], mode: Mode) -> Self {
+        let mut exchange = Exchange::default();
+        exchange.set(name, mode);
+        exchange
+    }
+
+    /// Makes this the exchange for `name`, keeping the buffers.
+    pub fn set(&mut self, name: &[u8], mode: Mode) {
+        self.message.clear();
+        self.message.extend_from_slice(name);
+        self.message.extend_from_slice(mode.ending());
+        self.reply.clear();
+        reply(name, mode.ending(), &mut self.reply);
+        self.mode = Some(mode);
+    }
+
+    /// What to send: the name and the mode's line ending.
+    pub fn message(&self) -> &[u8] {
+        &self.message
+    }
+
+    /// What must come back, line ending included.
+    pub fn reply(&self) -> &[u8] {
+        &self.reply
+    }
+
+    /// The reply as printed on a line of its own: without its line ending.
+    pub fn reply_text(&self) -> &[u8] {
+        let ending = self.mode.map_or(0, |m| m.ending().len());
+        &self.reply[..self.reply.len() - ending]
+    }
+}
+
+/// The message that ends a conversation, in `mode`.
+pub fn exit_message(mode: Mode) -> &'static [u8] {
+    match mode {
+        Mode::Raw => EXIT,
+        Mode::Lines => b"exit\n",
+    }
+}
+
+/// The client side of a conversation: received bytes in, checked against the reply
+/// expected next. A reply split across receives, or longer than one, is still matched whole;
+/// a byte that differs is a mismatch at once, rather than a wait for a length that a wrong
+/// reply may never reach. Bytes past one reply are kept for the next.
+#[derive(Debug, Default)]
+pub struct Replies {
+    pending: Vec<u8>,
+}
+
+/// What arrived instead of the expected reply (as far as it had arrived).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch(pub Vec<u8>);
+
+impl Replies {
+    /// An empty matcher with room for one receive.
+    pub fn new() -> Self {
+        Replies {
+            pending: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Adds received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// Whether `expected` has arrived whole (and is then consumed), has not yet, or cannot.
+    pub fn take(&mut self, expected: &[u8]) -> Result<bool, Mismatch> {
+        let have = self.pending.len().min(expected.len());
+        if self.pending[..have] != expected[..have] {
+            return Err(Mismatch(self.pending.clone()));
+        }
+        if have < expected.len() {
+            return Ok(false);
+        }
+        self.pending.drain(..have);
+        Ok(true)
+    }
+
+    /// Bytes received and not yet matched.
+    pub fn pending(&self) -> &[u8] {
+        &self.pending
+    }
 }
 
 /// Why a conversation ends.
@@ -35,7 +156,9 @@ pub enum End {
 /// sending them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Outcome {
+    /// Replies appended.
     pub replies: usize,
+    /// Why the conversation ends after them, if it does.
     pub end: Option<End>,
 }
 
@@ -48,6 +171,7 @@ pub struct Framer {
 }
 
 impl Framer {
+    /// A connection's framer, in raw mode.
     pub fn new() -> Self {
         Self::default()
     }
@@ -104,7 +228,7 @@ impl Framer {
 
     fn finish(&mut self, outcome: Outcome, out: &mut Vec<u8>) -> Outcome {
         if outcome.end == Some(End::LineTooLong) {
-            out.extend_from_slice(LINE_TOO_LONG);
+            out.extend_from_slice(line_too_long().as_bytes());
         }
         self.partial = Vec::new();
         outcome
@@ -265,7 +389,10 @@ mod tests {
             }
         }
         assert_eq!(end, Some(End::LineTooLong));
-        assert_eq!(out, [b"Hello, ok!\n".as_slice(), LINE_TOO_LONG].concat());
+        assert_eq!(
+            out,
+            [b"Hello, ok!\n".as_slice(), line_too_long().as_bytes()].concat()
+        );
     }
 
     #[test]
@@ -276,7 +403,10 @@ mod tests {
         let (out, end, replies) = run(&[&chunk]);
         assert_eq!(end, Some(End::LineTooLong));
         assert_eq!(replies, 1);
-        assert_eq!(out, [b"Hello, a!\n".as_slice(), LINE_TOO_LONG].concat());
+        assert_eq!(
+            out,
+            [b"Hello, a!\n".as_slice(), line_too_long().as_bytes()].concat()
+        );
     }
 
     #[test]
@@ -305,5 +435,72 @@ mod tests {
             let bytes: Vec<&[u8]> = std::iter::once(start).chain(input.chunks(1)).collect();
             assert_eq!(run(&bytes), whole);
         }
+    }
+
+    #[test]
+    fn exchanges_are_built_alike_for_client_and_bench() {
+        let e = Exchange::new(b"bench-7", Mode::Raw);
+        assert_eq!(e.message(), b"bench-7");
+        assert_eq!(e.reply(), b"Hello, bench-7!");
+        assert_eq!(e.reply_text(), b"Hello, bench-7!");
+        assert_eq!(exit_message(Mode::Raw), b"exit");
+        let e = Exchange::new(b"bench-7", Mode::Lines);
+        assert_eq!(e.message(), b"bench-7\n");
+        assert_eq!(e.reply(), b"Hello, bench-7!\n");
+        assert_eq!(e.reply_text(), b"Hello, bench-7!");
+        assert_eq!(exit_message(Mode::Lines), b"exit\n");
+    }
+
+    /// Feeds `pieces` and expects `replies` in turn; returns how many matched and the first
+    /// mismatch.
+    fn match_replies(pieces: &[Vec<u8>], replies: &[&[u8]]) -> (usize, Option<Mismatch>) {
+        let mut matcher = Replies::new();
+        let mut next = 0;
+        for piece in pieces {
+            matcher.push(piece);
+            while next < replies.len() {
+                match matcher.take(replies[next]) {
+                    Ok(true) => next += 1,
+                    Ok(false) => break,
+                    Err(mismatch) => return (next, Some(mismatch)),
+                }
+            }
+        }
+        (next, None)
+    }
+
+    #[test]
+    fn replies_match_however_they_are_split() {
+        let stream = b"Welcome!Hello, Michael!Hello, Tracy!Hello, Sarah!";
+        let replies: [&[u8]; 4] = [
+            b"Welcome!",
+            b"Hello, Michael!",
+            b"Hello, Tracy!",
+            b"Hello, Sarah!",
+        ];
+        let bytes: Vec<Vec<u8>> = stream.iter().map(|b| vec![*b]).collect();
+        assert_eq!(match_replies(&bytes, &replies), (4, None));
+        assert_eq!(match_replies(&[stream.to_vec()], &replies), (4, None));
+        let mut rng = Rng::new(11);
+        for _ in 0..200 {
+            assert_eq!(match_replies(&rng.split(stream), &replies), (4, None));
+        }
+    }
+
+    #[test]
+    fn a_wrong_byte_is_a_mismatch_before_the_length_arrives() {
+        let pieces = [b"Welcome!Hello, X".to_vec()];
+        let (matched, mismatch) = match_replies(&pieces, &[b"Welcome!", b"Hello, Michael!"]);
+        assert_eq!(matched, 1);
+        assert_eq!(mismatch, Some(Mismatch(b"Hello, X".to_vec())));
+    }
+
+    #[test]
+    fn bytes_past_a_reply_wait_for_the_next() {
+        let mut matcher = Replies::new();
+        matcher.push(b"Hello, a!Hel");
+        assert_eq!(matcher.take(b"Hello, a!"), Ok(true));
+        assert_eq!(matcher.pending(), b"Hel");
+        assert_eq!(matcher.take(b"Hello, b!"), Ok(false));
     }
 }

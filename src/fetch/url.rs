@@ -1,6 +1,6 @@
 //! Where `fetch` goes: the TARGET of the command line and the Location of a redirect, parsed
-//! into host, port and path. Pure string work, kept apart from the sockets so every form a
-//! user might type (and every trick a server might send) is tested on its own.
+//! into scheme, host, port and path. Pure string work, kept apart from the sockets so every
+//! form a user might type (and every trick a server might send) is tested on its own.
 //!
 //! Paths are sent as given, percent-encoding included; only bytes that cannot appear in a
 //! request line (controls, space, non-ASCII, a few punctuation marks) are percent-encoded,
@@ -9,62 +9,176 @@
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use anyhow::{anyhow, bail, Context};
-
-/// The default port of `http://`.
-pub const HTTP_PORT: u16 = 80;
 /// Default file names are cut to this many bytes, leaving room for `.N` and temp suffixes.
 pub const MAX_NAME: usize = 200;
 /// The file name for a path that ends in `/` (or has no usable last segment).
 pub const INDEX: &str = "index.html";
 
-/// An `http://` URL taken apart.
+/// The schemes fetch knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP over TCP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl Scheme {
+    /// The port a URL of this scheme means when it names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+
+    /// The scheme's name, as in a URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    fn parse(name: &str) -> Result<Scheme, Error> {
+        if name.eq_ignore_ascii_case("http") {
+            Ok(Scheme::Http)
+        } else if name.eq_ignore_ascii_case("https") {
+            Ok(Scheme::Https)
+        } else {
+            Err(Error::UnsupportedScheme(name.to_string()))
+        }
+    }
+}
+
+/// Why a TARGET or a Location was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub enum Error {
+    /// A scheme other than http and https.
+    UnsupportedScheme(String),
+    /// Nothing where the host should be.
+    NoHost,
+    /// A host name with characters no host name has.
+    BadHost(String),
+    /// A port that is not a number in 1..=65535.
+    BadPort(String),
+    /// `[` without its `]`.
+    UnclosedBracket,
+    /// Brackets around something that is not an IPv6 address.
+    BadIpv6(String),
+    /// An IPv6 address without brackets.
+    Ipv6WithoutBrackets,
+    /// `user:password@` in the authority.
+    UserInfo,
+    /// A Location that is neither a URL of ours nor a reference.
+    BadLocation(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::UnsupportedScheme(scheme) => write!(
+                f,
+                "unsupported scheme `{scheme}://` (only http:// and https:// are supported)"
+            ),
+            Error::NoHost => write!(f, "no host"),
+            Error::BadHost(host) => write!(f, "invalid host name `{host}`"),
+            Error::BadPort(port) => write!(f, "invalid port `{port}`"),
+            Error::UnclosedBracket => write!(f, "unclosed `[`"),
+            Error::BadIpv6(text) => write!(f, "`{text}` is not an IPv6 address"),
+            Error::Ipv6WithoutBrackets => {
+                write!(f, "IPv6 addresses go in brackets, as in [::1]:8080")
+            }
+            Error::UserInfo => write!(
+                f,
+                "user names in the target are not supported (use -H 'Authorization: ...')"
+            ),
+            Error::BadLocation(location) => write!(
+                f,
+                "refusing to follow a redirect to `{location}`: only http:// and https:// are followed"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A URL taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// http or https.
+    pub scheme: Scheme,
     /// A name or an address; IPv6 without its brackets.
     pub host: String,
+    /// The port, the scheme's default when the URL names none.
     pub port: u16,
     /// Path and query, starting with `/`, ready for the request line.
     pub path: String,
 }
 
-impl Target {
-    /// `host`, `host:port`, `host/path`, `http://host[:port][/path][?query]`, `[v6]:port`.
-    pub fn parse(text: &str) -> anyhow::Result<Target> {
-        parse_target(text).with_context(|| format!("invalid target `{text}`"))
+impl Url {
+    /// `host`, `host:port`, `host/path`, `http[s]://host[:port][/path][?query]`,
+    /// `[v6]:port`; without a scheme, http.
+    pub fn parse(text: &str) -> Result<Url, Error> {
+        let (scheme, rest) = match text.split_once("://") {
+            Some((scheme, rest)) if scheme_of(text) == Some(scheme) => {
+                (Scheme::parse(scheme)?, rest)
+            }
+            _ => (Scheme::Http, text),
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let (host, port) = parse_authority(authority, scheme)?;
+        let path = strip_fragment(path);
+        let path = match path.bytes().next() {
+            None => "/".to_string(),
+            Some(b'?') => format!("/{path}"),
+            Some(_) => path.to_string(),
+        };
+        Ok(Url {
+            scheme,
+            host,
+            port,
+            path: normalize_path(&path),
+        })
     }
 
-    /// The Host field: `:port` only when it is not 80, IPv6 in brackets.
-    pub fn host_header(&self) -> String {
+    /// `host[:port]`: the port only when it is not the scheme's default, IPv6 in brackets.
+    /// What the Host field carries.
+    pub fn authority(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        match self.port {
-            HTTP_PORT => host,
-            port => format!("{host}:{port}"),
+        if self.port == self.scheme.default_port() {
+            host
+        } else {
+            format!("{host}:{}", self.port)
         }
     }
 
-    /// Same host (case-insensitive) and port: credentials given for one may go to the other.
-    pub fn same_origin(&self, other: &Target) -> bool {
-        self.host.eq_ignore_ascii_case(&other.host) && self.port == other.port
+    /// Same scheme, host (case-insensitive) and port: credentials given for one may go to
+    /// the other.
+    pub fn same_origin(&self, other: &Url) -> bool {
+        self.scheme == other.scheme
+            && self.host.eq_ignore_ascii_case(&other.host)
+            && self.port == other.port
     }
 
-    /// The target a `Location` sent with this target's response points to: absolute
-    /// (`http://` only), scheme-relative, absolute path, relative path or query.
-    pub fn redirect(&self, location: &str) -> anyhow::Result<Target> {
+    /// The URL a `Location` sent with this URL's response points to: absolute (http or
+    /// https), scheme-relative, absolute path, relative path or query.
+    pub fn redirect(&self, location: &str) -> Result<Url, Error> {
         let location = location.trim();
         if let Some(scheme) = scheme_of(location) {
             let rest = location.get(scheme.len() + 1..).unwrap_or_default();
-            if !scheme.eq_ignore_ascii_case("http") || !rest.starts_with("//") {
-                bail!("refusing to follow a redirect to `{location}`: only http:// is followed");
+            if Scheme::parse(scheme).is_err() || !rest.starts_with("//") {
+                return Err(Error::BadLocation(location.to_string()));
             }
-            return Target::parse(location);
+            return Url::parse(location);
         }
         if let Some(rest) = location.strip_prefix("//") {
-            return Target::parse(&format!("http://{rest}"));
+            return Url::parse(&format!("{}://{rest}", self.scheme.as_str()));
         }
         let reference = strip_fragment(location);
         let (base_path, _) = split_query(&self.path);
@@ -74,10 +188,9 @@ impl Target {
             Some(b'?') => format!("{base_path}{reference}"),
             Some(_) => format!("{}{reference}", directory_of(base_path)),
         };
-        Ok(Target {
-            host: self.host.clone(),
-            port: self.port,
+        Ok(Url {
             path: normalize_path(&joined),
+            ..self.clone()
         })
     }
 
@@ -99,34 +212,16 @@ impl Target {
     }
 }
 
-impl fmt::Display for Target {
+impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.host_header(), self.path)
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme.as_str(),
+            self.authority(),
+            self.path
+        )
     }
-}
-
-fn parse_target(text: &str) -> anyhow::Result<Target> {
-    let rest = match text.split_once("://") {
-        Some((scheme, rest)) if scheme_of(text) == Some(scheme) => {
-            check_scheme(scheme)?;
-            rest
-        }
-        _ => text,
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    let (host, port) = parse_authority(authority)?;
-    let path = strip_fragment(path);
-    let path = match path.bytes().next() {
-        None => "/".to_string(),
-        Some(b'?') => format!("/{path}"),
-        Some(_) => path.to_string(),
-    };
-    Ok(Target {
-        host,
-        port,
-        path: normalize_path(&path),
-    })
 }
 
 /// The scheme of an absolute URL (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`).
@@ -139,59 +234,48 @@ fn scheme_of(text: &str) -> Option<&str> {
     valid.then_some(scheme)
 }
 
-fn check_scheme(scheme: &str) -> anyhow::Result<()> {
-    if scheme.eq_ignore_ascii_case("http") {
-        Ok(())
-    } else if scheme.eq_ignore_ascii_case("https") {
-        bail!("https is not supported yet: sockdemo speaks plain HTTP over TCP (no TLS)")
-    } else {
-        bail!("unsupported scheme `{scheme}://` (only http:// is supported)")
-    }
-}
-
 /// `host`, `host:port`, `[v6]`, `[v6]:port`.
-fn parse_authority(authority: &str) -> anyhow::Result<(String, u16)> {
+fn parse_authority(authority: &str, scheme: Scheme) -> Result<(String, u16), Error> {
     if authority.contains('@') {
-        bail!("user names in the target are not supported (use -H 'Authorization: ...')");
+        return Err(Error::UserInfo);
     }
     if let Some(rest) = authority.strip_prefix('[') {
-        let (inside, after) = rest
-            .split_once(']')
-            .ok_or_else(|| anyhow!("unclosed `[`"))?;
+        let (inside, after) = rest.split_once(']').ok_or(Error::UnclosedBracket)?;
         inside
             .parse::<Ipv6Addr>()
-            .map_err(|_| anyhow!("`{inside}` is not an IPv6 address"))?;
+            .map_err(|_| Error::BadIpv6(inside.to_string()))?;
         let port = match after {
-            "" => HTTP_PORT,
-            _ => parse_port(after.strip_prefix(':').unwrap_or(after))?,
+            "" => scheme.default_port(),
+            _ => parse_port(after.strip_prefix(':').unwrap_or(after), scheme)?,
         };
         return Ok((inside.to_string(), port));
     }
     let (host, port) = match authority.split_once(':') {
-        Some((_, port)) if port.contains(':') => {
-            bail!("IPv6 addresses go in brackets, as in [::1]:8080")
-        }
+        Some((_, port)) if port.contains(':') => return Err(Error::Ipv6WithoutBrackets),
         Some((host, port)) => (host, Some(port)),
         None => (authority, None),
     };
     let valid = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c);
     if host.is_empty() {
-        bail!("no host");
+        return Err(Error::NoHost);
     }
     if !host.chars().all(valid) {
-        bail!("invalid host name `{host}`");
+        return Err(Error::BadHost(host.to_string()));
     }
-    Ok((host.to_string(), parse_port(port.unwrap_or_default())?))
+    Ok((
+        host.to_string(),
+        parse_port(port.unwrap_or_default(), scheme)?,
+    ))
 }
 
-/// A port in 1..=65535; an empty one (`host:`) is the default.
-fn parse_port(text: &str) -> anyhow::Result<u16> {
+/// A port in 1..=65535; an empty one (`host:`) is the scheme's default.
+fn parse_port(text: &str, scheme: Scheme) -> Result<u16, Error> {
     if text.is_empty() {
-        return Ok(HTTP_PORT);
+        return Ok(scheme.default_port());
     }
     match text.parse::<u16>() {
         Ok(port) if port > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(port),
-        _ => bail!("invalid port `{text}`"),
+        _ => Err(Error::BadPort(text.to_string())),
     }
 }
 
@@ -252,8 +336,9 @@ fn encode(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn target(host: &str, port: u16, path: &str) -> Target {
-        Target {
+    fn target(host: &str, port: u16, path: &str) -> Url {
+        Url {
+            scheme: Scheme::Http,
             host: host.to_string(),
             port,
             path: path.to_string(),
@@ -286,14 +371,13 @@ mod tests {
             ("h/a/..", target("h", 80, "/")),
         ];
         for (text, expected) in cases {
-            assert_eq!(Target::parse(text).unwrap(), expected, "{text}");
+            assert_eq!(Url::parse(text).unwrap(), expected, "{text}");
         }
     }
 
     #[test]
     fn bad_targets_are_refused_with_a_reason() {
         let cases = [
-            ("https://example.org/", "https is not supported yet"),
             ("ftp://example.org/", "unsupported scheme `ftp://`"),
             ("file:///etc/passwd", "unsupported scheme `file://`"),
             ("", "no host"),
@@ -312,17 +396,17 @@ mod tests {
             ("h\r\nX: y", "invalid host name"),
         ];
         for (text, expected) in cases {
-            let err = format!("{:#}", Target::parse(text).unwrap_err());
+            let err = Url::parse(text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text}: {err}");
         }
     }
 
     #[test]
     fn host_field_has_the_port_only_when_not_80() {
-        assert_eq!(target("h", 80, "/").host_header(), "h");
-        assert_eq!(target("h", 8080, "/").host_header(), "h:8080");
-        assert_eq!(target("::1", 80, "/").host_header(), "[::1]");
-        assert_eq!(target("::1", 81, "/").host_header(), "[::1]:81");
+        assert_eq!(target("h", 80, "/").authority(), "h");
+        assert_eq!(target("h", 8080, "/").authority(), "h:8080");
+        assert_eq!(target("::1", 80, "/").authority(), "[::1]");
+        assert_eq!(target("::1", 81, "/").authority(), "[::1]:81");
         assert_eq!(target("::1", 81, "/x").to_string(), "http://[::1]:81/x");
     }
 
@@ -349,18 +433,12 @@ mod tests {
     }
 
     #[test]
-    fn redirects_elsewhere_than_http_are_refused() {
+    fn redirects_elsewhere_than_http_and_https_are_refused() {
         let base = target("h", 80, "/");
-        for location in [
-            "https://h/",
-            "file:///etc/passwd",
-            "ftp://h/x",
-            "mailto:a@b",
-            "http:x",
-        ] {
-            let err = format!("{:#}", base.redirect(location).unwrap_err());
+        for location in ["file:///etc/passwd", "ftp://h/x", "mailto:a@b", "http:x"] {
+            let err = base.redirect(location).unwrap_err();
             assert!(
-                err.contains("only http:// is followed"),
+                matches!(err, Error::BadLocation(_) | Error::UnsupportedScheme(_)),
                 "{location}: {err}"
             );
         }
@@ -389,10 +467,28 @@ mod tests {
             ("/a\\b", "a%5Cb"),
         ];
         for (path, name) in cases {
-            let target = Target::parse(&format!("h{path}")).unwrap();
+            let target = Url::parse(&format!("h{path}")).unwrap();
             assert_eq!(target.file_name(), name, "{path}");
         }
-        let long = Target::parse(&format!("h/{}", "n".repeat(300))).unwrap();
+        let long = Url::parse(&format!("h/{}", "n".repeat(300))).unwrap();
         assert_eq!(long.file_name().len(), MAX_NAME);
+    }
+
+    #[test]
+    fn https_has_its_own_default_port_and_origin() {
+        let url = Url::parse("https://Example.org/x").unwrap();
+        assert_eq!((url.scheme, url.port), (Scheme::Https, 443));
+        assert_eq!(url.to_string(), "https://Example.org/x");
+        assert_eq!(
+            Url::parse("https://h:80/").unwrap().to_string(),
+            "https://h:80/"
+        );
+        let plain = Url::parse("http://example.org:443/x").unwrap();
+        assert!(!url.same_origin(&plain));
+        assert!(url.same_origin(&Url::parse("HTTPS://example.org:443/y").unwrap()));
+        let up = plain.redirect("https://example.org/z").unwrap();
+        assert_eq!(up.scheme, Scheme::Https);
+        let relative = url.redirect("//other/p").unwrap();
+        assert_eq!((relative.scheme, relative.port), (Scheme::Https, 443));
     }
 }

@@ -87,9 +87,13 @@ impl Samples {
 /// The latency figures of a whole bench, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Latency {
+    /// Median.
     pub p50: u64,
+    /// 90th percentile.
     pub p90: u64,
+    /// 99th percentile.
     pub p99: u64,
+    /// The slowest round trip.
     pub max: u64,
     /// Samples the percentiles come from.
     pub kept: u64,

@@ -21,23 +21,29 @@ pub enum Rounds {
 pub struct Summary {
     /// The server, as `host:port`.
     pub target: String,
+    /// Concurrent clients.
     pub clients: usize,
+    /// Round trips per client, or the run's length.
     pub rounds: Rounds,
+    /// A connection per round trip.
     pub reconnect: bool,
     /// Connections opened and greeted.
     pub connections: u64,
     /// Round trips whose reply was right.
     pub messages: u64,
+    /// Clients that failed (wrong reply, close, timeout, failed connect).
     pub errors: u64,
     /// Opening the connections, before timing starts (without `--reconnect` only; with it,
     /// `null` in JSON).
     pub setup: Duration,
     /// From the start signal to the last client's end.
     pub elapsed: Duration,
+    /// Round-trip latency, when there was a round trip.
     pub latency: Option<Latency>,
 }
 
 impl Summary {
+    /// Round trips per second of `elapsed`.
     pub fn messages_per_s(&self) -> Option<f64> {
         rate(self.messages, self.elapsed)
     }

@@ -12,7 +12,7 @@
 //! apart (`setup`), and connections/s is measured over it. With `--reconnect` there is no
 //! set-up: `elapsed` runs from the start to the last `exit`, and every connect is inside it.
 //! Latency is the time from a message's send to its whole reply (with `--reconnect`, from
-//! the connect to the whole reply); see [`latency`] for how it is kept.
+//! the connect to the whole reply); see `latency.rs` for how it is kept.
 //!
 //! Opening many connections at once can overflow a small listen backlog (the tutorial's
 //! server listens with a backlog of 5). Then the kernel drops the handshake and the client
@@ -35,13 +35,11 @@ use std::sync::{mpsc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use log::{debug, info, warn};
 
-use crate::cli::BenchArgs;
-use crate::client::{self, Connection, Mode};
-use crate::hello::{self, EXIT, GREETING};
-use crate::net::{self, PlainIoError};
+use super::client::{self, Connection};
+use super::protocol::{exit_message, Exchange, Mode, GREETING};
+use crate::net::{self, IoContext, PlainIoError};
 
 pub use latency::{Latency, Samples, LATENCY_BUDGET};
 pub use report::{human, Rounds, Summary};
@@ -57,9 +55,30 @@ const MAX_WARNINGS: u64 = 5;
 /// Stack for a client thread: a 1 KiB receive buffer, an error message, a log line.
 const CLIENT_STACK: usize = 256 * 1024;
 
+/// What `sockdemo bench` is to do.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server's name or address.
+    pub host: String,
+    /// The server's port.
+    pub port: u16,
+    /// Concurrent clients, one connection and one thread each.
+    pub clients: usize,
+    /// Round trips per client, or how long to run.
+    pub rounds: Rounds,
+    /// A fresh connection for every round trip.
+    pub reconnect: bool,
+    /// Raw messages (the tutorial's) or lines.
+    pub mode: Mode,
+    /// Bounds each connect and reply.
+    pub timeout: Duration,
+    /// One JSON object instead of the text summary.
+    pub json: bool,
+}
+
 /// `sockdemo bench`.
-pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let plan = Plan::new(args)?;
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let plan = Plan::new(&config)?;
     info!(
         "Benchmarking {} with {} clients{}",
         plan.target,
@@ -72,7 +91,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     );
     let shared = Shared::new();
     let summary = bench(&plan, &shared);
-    let printed = if args.json {
+    let printed = if config.json {
         summary.json() + "\n"
     } else {
         summary.text()
@@ -80,7 +99,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(printed.as_bytes())
         .and_then(|()| out.flush())
-        .context("cannot write to stdout")?;
+        .io_context(|| "cannot write to stdout")?;
     match (summary.errors, shared.errors.first()) {
         (0, _) => Ok(()),
         (n, Some(first)) => anyhow::bail!("{n} errors during the bench; the first: {first}"),
@@ -101,26 +120,21 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(args: &BenchArgs) -> anyhow::Result<Plan> {
-        let addrs = net::resolve(&args.host, args.port, net::Family::Any)?;
-        let clients = usize::try_from(args.clients).context("too many clients")?;
-        let rounds = match args.duration {
-            Some(d) => Rounds::For(d),
-            None => Rounds::Count(args.messages),
-        };
-        let count = match rounds {
+    fn new(config: &Config) -> anyhow::Result<Plan> {
+        let addrs = net::resolve(&config.host, config.port, net::Family::Any)?;
+        let count = match config.rounds {
             Rounds::Count(n) => Some(n),
             Rounds::For(_) => None,
         };
         Ok(Plan {
-            target: net::host_port(&args.host, args.port),
+            target: net::host_port(&config.host, config.port),
             addrs,
-            clients,
-            rounds,
-            reconnect: args.reconnect,
-            mode: if args.lines { Mode::Lines } else { Mode::Raw },
-            timeout: args.timeout,
-            samples_per_client: latency::capacity_per_client(clients, count),
+            clients: config.clients,
+            rounds: config.rounds,
+            reconnect: config.reconnect,
+            mode: config.mode,
+            timeout: config.timeout,
+            samples_per_client: latency::capacity_per_client(config.clients, count),
         })
     }
 
@@ -233,35 +247,9 @@ fn bench(plan: &Plan, shared: &Shared) -> Summary {
     }
 }
 
-/// The bytes one client sends and expects.
-struct Exchange {
-    message: Vec<u8>,
-    reply: Vec<u8>,
-    exit: Vec<u8>,
-}
-
-impl Exchange {
-    fn new(i: usize, mode: Mode) -> Self {
-        let name = format!("bench-{i}").into_bytes();
-        let mut reply = Vec::new();
-        hello::reply(&name, mode.ending(), &mut reply);
-        Exchange {
-            message: [&name, mode.ending()].concat(),
-            reply,
-            exit: [EXIT, mode.ending()].concat(),
-        }
-    }
-
-    /// One message, one checked reply.
-    fn round_trip(&self, conn: &mut Connection) -> anyhow::Result<()> {
-        conn.send(&self.message)?;
-        conn.expect(&self.reply, "reply")
-    }
-}
-
 /// One client thread: set up, say it is ready, wait for the start, run.
 fn client(i: usize, plan: &Plan, shared: &Shared, ready: mpsc::Sender<()>) -> Tally {
-    let exchange = Exchange::new(i, plan.mode);
+    let exchange = Exchange::new(format!("bench-{i}").as_bytes(), plan.mode);
     let mut tally = Tally {
         connections: 0,
         messages: 0,
@@ -323,19 +311,12 @@ fn persistent(
     start: Instant,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
-    let deadline = plan.deadline(start);
-    let mut now = start;
-    for _ in 0..plan.max_rounds() {
-        if deadline.is_some_and(|d| now >= d) {
-            break;
-        }
+    rounds(plan, start, tally, || {
         let sent = Instant::now();
-        exchange.round_trip(conn)?;
-        now = Instant::now();
-        tally.samples.record(now - sent);
-        tally.messages += 1;
-    }
-    conn.send(&exchange.exit)
+        conn.round_trip(exchange)?;
+        Ok((sent, 0))
+    })?;
+    conn.send(exit_message(plan.mode))
 }
 
 /// A new connection for every round trip: connect, greeting, message, reply, `exit`.
@@ -345,20 +326,35 @@ fn reconnecting(
     start: Instant,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
+    rounds(plan, start, tally, || {
+        let began = Instant::now();
+        let mut conn = open_greeted(plan)?;
+        conn.round_trip(exchange)?;
+        conn.send(exit_message(plan.mode))?;
+        Ok((began, 1))
+    })
+}
+
+/// The skeleton both modes share: round trips until the count or the deadline, each timed
+/// from the instant `round` returns to its end. `round` also says how many connections it
+/// opened.
+fn rounds(
+    plan: &Plan,
+    start: Instant,
+    tally: &mut Tally,
+    mut round: impl FnMut() -> anyhow::Result<(Instant, u64)>,
+) -> anyhow::Result<()> {
     let deadline = plan.deadline(start);
     let mut now = start;
     for _ in 0..plan.max_rounds() {
         if deadline.is_some_and(|d| now >= d) {
             break;
         }
-        let began = Instant::now();
-        let mut conn = open_greeted(plan)?;
-        tally.connections += 1;
-        exchange.round_trip(&mut conn)?;
+        let (began, connections) = round()?;
         now = Instant::now();
+        tally.connections += connections;
         tally.samples.record(now - began);
         tally.messages += 1;
-        conn.send(&exchange.exit)?;
     }
     Ok(())
 }
@@ -401,14 +397,10 @@ fn connect_with_retry(addrs: &[SocketAddr], timeout: Duration) -> anyhow::Result
 /// True for connect errors that a later try may not meet.
 fn is_transient(err: &anyhow::Error) -> bool {
     use io::ErrorKind::*;
-    err.chain()
-        .filter_map(|cause| cause.downcast_ref::<PlainIoError>())
-        .any(|e| {
-            matches!(
-                e.0.kind(),
-                ConnectionRefused | ConnectionReset | TimedOut | WouldBlock | AddrNotAvailable
-            )
-        })
+    matches!(
+        net::io_kind(err),
+        Some(ConnectionRefused | ConnectionReset | TimedOut | WouldBlock | AddrNotAvailable)
+    )
 }
 
 /// A counting semaphore: at most N holders of a slot at once.
@@ -514,18 +506,6 @@ impl ErrorLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn each_client_expects_the_reply_to_its_own_message() {
-        let e = Exchange::new(7, Mode::Raw);
-        assert_eq!(e.message, b"bench-7");
-        assert_eq!(e.reply, b"Hello, bench-7!");
-        assert_eq!(e.exit, b"exit");
-        let e = Exchange::new(7, Mode::Lines);
-        assert_eq!(e.message, b"bench-7\n");
-        assert_eq!(e.reply, b"Hello, bench-7!\n");
-        assert_eq!(e.exit, b"exit\n");
-    }
 
     #[test]
     fn busy_listener_errors_are_retried_and_others_are_not() {

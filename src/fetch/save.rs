@@ -35,7 +35,7 @@ fn partial() -> MutexGuard<'static, Option<PathBuf>> {
 /// Starts a thread that, on SIGINT or SIGTERM, removes the temporary file and exits with
 /// 128 + the signal number (130, 143), as a shell reports a process killed by it.
 pub fn remove_partial_on_signal() -> anyhow::Result<()> {
-    crate::on_interrupt(|signal| {
+    crate::signals::on_interrupt(|signal| {
         if let Some(path) = partial().take() {
             let _ = fs::remove_file(path);
         }
@@ -73,6 +73,8 @@ enum Sink {
 }
 
 impl Output {
+    /// Opens the destination: a temporary file beside a regular one, the node itself
+    /// otherwise.
     pub fn open(destination: &Destination) -> anyhow::Result<Output> {
         let (sink, name) = match destination {
             Destination::Stdout => (Sink::Stdout(buffered(io::stdout())), "stdout".into()),
@@ -86,6 +88,7 @@ impl Output {
         })
     }
 
+    /// Appends body bytes.
     pub fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         let writer: &mut dyn Write = match &mut self.sink {
             Sink::Stdout(out) => out,

@@ -458,26 +458,3 @@ fn mangled_responses_never_panic_and_read_the_same_every_way() {
         assert_eq!(read(&rng.split(&input), true), whole, "{input:?}");
     }
 }
-
-#[test]
-fn the_request_is_the_tutorials_plus_a_user_agent() {
-    let request = get_request("/a?b=1", "example.org:8080", &[]);
-    let expected = format!(
-        "GET /a?b=1 HTTP/1.1\r\nHost: example.org:8080\r\nUser-Agent: sockdemo/{}\r\n\
-         Connection: close\r\n\r\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    assert_eq!(String::from_utf8(request).unwrap(), expected);
-}
-
-#[test]
-fn extra_headers_go_last_and_replace_defaults_of_the_same_name() {
-    let extra = [
-        ("Accept".to_string(), "*/*".to_string()),
-        ("user-agent".to_string(), "curl/8".to_string()),
-        ("Connection".to_string(), String::new()),
-    ];
-    let request = get_request("/", "h", &extra);
-    let expected = "GET / HTTP/1.1\r\nHost: h\r\nuser-agent: curl/8\r\nAccept: */*\r\n\r\n";
-    assert_eq!(String::from_utf8(request).unwrap(), expected);
-}

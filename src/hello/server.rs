@@ -18,13 +18,15 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::cli::ServeArgs;
-use crate::hello::{End, Framer, GREETING};
+use super::protocol::{End, Framer, GREETING};
 use crate::net::{self, describe, IoContext, RECV_SIZE};
+use crate::signals;
 
 /// Stack for a connection thread. It holds a 1 KiB buffer and a few frames; the default
 /// 2 MiB would only cost address space, but a small one makes the cost per connection plain.
 const CONN_STACK: usize = 64 * 1024;
+/// Open connections at most, unless the config says otherwise.
+pub const MAX_CONNECTIONS: u32 = 1024;
 /// Connections the kernel may hold for us while we are not accepting (std's own is 128).
 const LISTEN_BACKLOG: i32 = 1024;
 /// How long a thread that has finished a connection waits for another before it exits.
@@ -37,51 +39,39 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(500);
 
+/// What `sockdemo serve` is to do.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The name or address to listen on.
     pub host: String,
+    /// The port (0: the system picks one).
     pub port: u16,
+    /// Open connections at most; at the cap, accepting pauses.
     pub max_connections: usize,
     /// `None`: a client may stay silent forever.
     pub idle_timeout: Option<Duration>,
+    /// Waited before each reply, as the tutorial's `time.sleep(1)`.
     pub delay: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            host: "127.0.0.1".to_string(),
-            port: 9999,
-            max_connections: 1024,
+            host: net::DEFAULT_HOST.to_string(),
+            port: net::DEFAULT_PORT,
+            max_connections: MAX_CONNECTIONS as usize,
             idle_timeout: Some(Duration::from_secs(300)),
             delay: Duration::ZERO,
         }
     }
 }
 
-impl From<&ServeArgs> for Config {
-    fn from(args: &ServeArgs) -> Self {
-        Config {
-            host: args.host.clone(),
-            port: args.port,
-            max_connections: args.max_connections as usize,
-            idle_timeout: net::optional(args.idle_timeout),
-            delay: args.delay,
-        }
-    }
-}
-
 /// `sockdemo serve`: serve until SIGINT or SIGTERM.
-pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
-    let server = Server::bind(Config::from(args))?;
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let server = Server::bind(config)?;
     let handle = server.handle();
-    crate::on_interrupt(move |signal| {
-        let name = if signal == signal_hook::consts::SIGINT {
-            "SIGINT"
-        } else {
-            "SIGTERM"
-        };
-        info!("Received {name}, shutting down");
+    signals::on_interrupt(move |signal| {
+        info!("Received {}, shutting down", signals::name(signal));
         handle.shutdown();
     })?;
     server.run();
@@ -170,6 +160,7 @@ impl Server {
         self.local
     }
 
+    /// A handle that can stop the server from another thread.
     pub fn handle(&self) -> Handle {
         Handle {
             local: self.local,
@@ -211,9 +202,7 @@ impl Server {
         if inherited {
             return Ok(());
         }
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(config.idle_timeout)?;
-        stream.set_write_timeout(config.idle_timeout)
+        net::configure(stream, config.idle_timeout)
     }
 
     /// Blocks while the server is at `max_connections`; false once shutdown has begun.
@@ -390,7 +379,7 @@ impl Shared {
 fn connection_thread(first: Conn, shared: &Shared, config: &Config) {
     let mut next = Some(first);
     while let Some(conn) = next {
-        serve_connection(&conn.stream, conn.peer, config);
+        serve_connection(&mut &*conn.stream, conn.peer, config);
         shared.unregister(conn.id);
         // Close the socket now, not when the next connection arrives.
         drop(conn);
@@ -400,7 +389,7 @@ fn connection_thread(first: Conn, shared: &Shared, config: &Config) {
 
 /// One client, from greeting to close. Every way it can end is logged, never propagated:
 /// a client's trouble is not the server's.
-fn serve_connection(stream: &TcpStream, peer: SocketAddr, config: &Config) {
+fn serve_connection(stream: &mut (impl Read + Write), peer: SocketAddr, config: &Config) {
     info!("Accept new connection from {peer}...");
     match converse(stream, config) {
         Ok(Some(End::LineTooLong)) => warn!("Connection from {peer}: line too long, closing"),
@@ -413,19 +402,17 @@ fn serve_connection(stream: &TcpStream, peer: SocketAddr, config: &Config) {
 
 /// The protocol loop: greeting, then a reply for every message, until `exit`, EOF, a line
 /// that is too long, or an error. Returns why it ended (`None` for EOF).
-fn converse(mut stream: &TcpStream, config: &Config) -> io::Result<Option<End>> {
+fn converse(stream: &mut (impl Read + Write), config: &Config) -> io::Result<Option<End>> {
     stream.write_all(GREETING)?;
     let mut framer = Framer::new();
     let mut buf = [0u8; RECV_SIZE];
     // Grown on the first reply: a connection that never speaks costs no heap.
     let mut out = Vec::new();
     loop {
-        let n = match stream.read(&mut buf) {
-            Ok(0) => return Ok(None),
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
+        let n = net::recv(stream, &mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
         out.clear();
         let outcome = framer.push(&buf[..n], &mut out);
         if !config.delay.is_zero() && outcome.replies > 0 {

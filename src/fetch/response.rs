@@ -1,7 +1,6 @@
-//! HTTP/1.1 on the client side, without a socket in sight: the bytes of the GET request, and
-//! a sans-IO response reader. The reader takes the response in whatever pieces the network
-//! delivers and hands back the header block and the body, de-chunked, as slices of the input
-//! it was given, so that it never holds more than one header block (at most [`MAX_HEAD`])
+//! The response to fetch's GET, without a socket in sight: a sans-IO reader. It takes the
+//! response in whatever pieces the network delivers and hands back the header block and the
+//! body, de-chunked, as slices of the input it was given, so that it never holds more than one header block (at most [`MAX_HEAD`])
 //! however large the body is. Every limit is a constant here with an [`Error`] of its own,
 //! and no input, however hostile, makes it panic: that is what lets `fetch` trust a server
 //! it knows nothing about.
@@ -55,7 +54,12 @@ pub enum Error {
     /// The trailer section is longer than [`MAX_HEAD`].
     TrailerTooLarge,
     /// The connection closed before the body reached its Content-Length.
-    ShortBody { expected: u64, received: u64 },
+    ShortBody {
+        /// What Content-Length promised.
+        expected: u64,
+        /// What arrived.
+        received: u64,
+    },
     /// The connection closed before the last chunk.
     IncompleteChunked,
 }
@@ -96,34 +100,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The bytes of a GET for `path` with these header fields: the defaults (Host, User-Agent,
-/// Connection: close) in that order, then `extra`. An `extra` field with a default's name
-/// replaces that default in place, and one with an empty value is not sent at all (so it
-/// removes a default), as curl's `-H` does.
-pub fn get_request(path: &str, host: &str, extra: &[(String, String)]) -> Vec<u8> {
-    let user_agent = concat!("sockdemo/", env!("CARGO_PKG_VERSION"));
-    let mut fields: Vec<(&str, &str)> = vec![
-        ("Host", host),
-        ("User-Agent", user_agent),
-        ("Connection", "close"),
-    ];
-    for (name, value) in extra {
-        match fields
-            .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            Some(field) => *field = (name, value),
-            None => fields.push((name, value)),
-        }
-    }
-    let mut request = format!("GET {path} HTTP/1.1\r\n");
-    for (name, value) in fields.iter().filter(|(_, value)| !value.is_empty()) {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.into_bytes()
-}
-
 /// One header block: the status line and the fields, kept byte for byte as received and
 /// also parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,10 +116,12 @@ impl Head {
         &self.raw
     }
 
+    /// The status code.
     pub fn status(&self) -> u16 {
         self.status
     }
 
+    /// The reason phrase, control characters read as spaces.
     pub fn reason(&self) -> &str {
         &self.reason
     }
@@ -220,6 +198,7 @@ impl Default for ResponseReader {
 }
 
 impl ResponseReader {
+    /// A reader waiting for the first byte of a response.
     pub fn new() -> Self {
         ResponseReader {
             state: State::Head,

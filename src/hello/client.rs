@@ -1,0 +1,282 @@
+//! The Hello client: the tutorial's client (greeting, one raw message per name, `exit`),
+//! plus names from stdin. Replies are checked by [`Replies`], not taken one per receive:
+//! the reply to `M` is `Hello, M!`, so a reply split across segments, or longer than one
+//! receive, is still printed whole and next to the right name.
+
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+pub use super::protocol::Mode;
+use super::protocol::{exit_message, Exchange, Mismatch, Replies, GREETING};
+use crate::net::{self, IoContext, RECV_SIZE};
+
+/// What `sockdemo client` is to do.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The names to send; none: read them from stdin.
+    pub names: Vec<Vec<u8>>,
+    /// The server's name or address.
+    pub host: String,
+    /// The server's port.
+    pub port: u16,
+    /// Bounds the connect and each reply (zero: none).
+    pub timeout: Duration,
+    /// Raw messages (the tutorial's) or lines.
+    pub mode: Mode,
+}
+
+/// `sockdemo client`.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let mut conn = Connection::open(&config.host, config.port, config.timeout)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if config.names.is_empty() {
+        let stdin = io::stdin();
+        let interactive = stdin.is_terminal();
+        let names = names_from(stdin.lock(), interactive);
+        talk(&mut conn, config.mode, names, &mut out)
+    } else {
+        let names = config.names.into_iter().map(Ok);
+        talk(&mut conn, config.mode, names, &mut out)
+    }
+}
+
+/// The conversation: greeting, a reply per name, then `exit`. Each reply goes to `out` on
+/// a line of its own as soon as it is complete.
+pub fn talk<S: Read + Write>(
+    conn: &mut Connection<S>,
+    mode: Mode,
+    names: impl IntoIterator<Item = io::Result<Vec<u8>>>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    conn.expect(GREETING, "greeting")?;
+    print_line(out, GREETING)?;
+    if mode == Mode::Lines {
+        conn.enter_line_mode()?;
+    }
+    let mut exchange = Exchange::default();
+    for name in names {
+        let name = name.io_context(|| "cannot read a name from stdin")?;
+        if name == super::protocol::EXIT {
+            break;
+        }
+        exchange.set(&name, mode);
+        conn.round_trip(&exchange)?;
+        print_line(out, exchange.reply_text())?;
+    }
+    conn.send(exit_message(mode))
+}
+
+fn print_line(out: &mut impl Write, bytes: &[u8]) -> anyhow::Result<()> {
+    out.write_all(bytes)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .io_context(|| "cannot write to stdout")
+}
+
+/// Names from `input`, one per line; blank lines are skipped. On a terminal, a prompt on
+/// stderr asks for each.
+fn names_from(
+    mut input: impl BufRead,
+    interactive: bool,
+) -> impl Iterator<Item = io::Result<Vec<u8>>> {
+    std::iter::from_fn(move || loop {
+        if interactive {
+            // Not eprint!: a closed stderr must not panic.
+            let _ = io::stderr().write_all(b"name> ");
+        }
+        let mut line = Vec::new();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(err) => return Some(Err(err)),
+        }
+        let name = line.strip_suffix(b"\n").unwrap_or(&line);
+        let name = name.strip_suffix(b"\r").unwrap_or(name);
+        if !name.is_empty() {
+            return Some(Ok(name.to_vec()));
+        }
+    })
+}
+
+/// A connection to a Hello server, over any stream (a socket, or a wrapper around one).
+pub struct Connection<S = TcpStream> {
+    stream: S,
+    peer: SocketAddr,
+    replies: Replies,
+}
+
+impl Connection {
+    /// Connects to `host:port` (every address of a name, in turn), with `timeout` on the
+    /// connect and on every reply.
+    pub fn open(host: &str, port: u16, timeout: Duration) -> anyhow::Result<Self> {
+        let addrs = net::resolve(host, port, net::Family::Any)?;
+        Self::connect(&addrs, timeout).map_err(refused_hint)
+    }
+
+    /// Connects to the first of `addrs` that answers, with `timeout` on the connect and on
+    /// every reply. Unlike [`open`](Self::open) it adds no hint to the error, so a caller
+    /// that retries can still find the `io::ErrorKind` in the chain.
+    pub fn connect(addrs: &[SocketAddr], timeout: Duration) -> anyhow::Result<Self> {
+        let stream = net::connect_any(addrs, timeout, net::optional(timeout))?;
+        let peer = stream
+            .peer_addr()
+            .io_context(|| "cannot read the server's address")?;
+        Ok(Connection::new(stream, peer))
+    }
+}
+
+impl<S: Read + Write> Connection<S> {
+    /// A conversation over `stream`, already connected to `peer`.
+    pub fn new(stream: S, peer: SocketAddr) -> Self {
+        Connection {
+            stream,
+            peer,
+            replies: Replies::new(),
+        }
+    }
+
+    /// The server's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The stream underneath.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// Puts the server in line mode with an empty line. A lone `\n` is one byte, which no
+    /// network can split; the first name's pieces could otherwise arrive before its `\n` and
+    /// be taken for raw messages.
+    pub fn enter_line_mode(&mut self) -> anyhow::Result<()> {
+        self.send(b"\n")?;
+        self.expect(b"Hello, !\n", "reply to an empty line")
+    }
+
+    /// One message, one checked reply.
+    pub fn round_trip(&mut self, exchange: &Exchange) -> anyhow::Result<()> {
+        self.send(exchange.message())?;
+        self.expect(exchange.reply(), "reply")
+    }
+
+    /// Sends one message as one write.
+    pub fn send(&mut self, message: &[u8]) -> anyhow::Result<()> {
+        let peer = self.peer;
+        self.stream
+            .write_all(message)
+            .io_context(|| format!("cannot send to {peer}"))
+    }
+
+    /// Reads until exactly `expected` has arrived.
+    pub fn expect(&mut self, expected: &[u8], what: &str) -> anyhow::Result<()> {
+        let peer = self.peer;
+        let mut buf = [0u8; RECV_SIZE];
+        loop {
+            match self.replies.take(expected) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(Mismatch(got)) => anyhow::bail!(
+                    "unexpected {what} from {peer}: {:?}",
+                    String::from_utf8_lossy(&got)
+                ),
+            }
+            let n = net::recv(&mut self.stream, &mut buf)
+                .io_context(|| format!("cannot read the {what} from {peer}"))?;
+            if n == 0 {
+                anyhow::bail!("{peer} closed the connection before the {what} was complete");
+            }
+            self.replies.push(&buf[..n]);
+        }
+    }
+}
+
+/// "connection refused" usually means nobody is listening: say which command would.
+pub fn refused_hint(err: anyhow::Error) -> anyhow::Error {
+    if net::io_kind(&err) == Some(io::ErrorKind::ConnectionRefused) {
+        anyhow::anyhow!("{err:#} (is `sockdemo serve` running?)")
+    } else {
+        err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    #[test]
+    fn names_come_one_per_line_without_endings_or_blanks() {
+        let input: &[u8] = b"Michael\r\n\nTracy\nSarah";
+        let names: Vec<Vec<u8>> = names_from(input, false).map(Result::unwrap).collect();
+        assert_eq!(
+            names,
+            [b"Michael".to_vec(), b"Tracy".to_vec(), b"Sarah".to_vec()]
+        );
+    }
+
+    /// A wrapper over the transport seam: counts every byte that crosses it.
+    struct Counting<S> {
+        inner: S,
+        sent: Vec<u8>,
+        received: Vec<u8>,
+    }
+
+    impl<S: Read> Read for Counting<S> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.received.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+    }
+
+    impl<S: Write> Write for Counting<S> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = self.inner.write(buf)?;
+            self.sent.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            self.inner.flush()
+        }
+    }
+
+    #[test]
+    fn a_wrapper_over_the_seam_sees_every_byte_of_the_conversation() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let server = thread::spawn(move || {
+            let (mut sock, _) = listener.accept().expect("accept");
+            sock.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            sock.write_all(b"Welcome!").expect("greet");
+            let mut buf = [0u8; 64];
+            for reply in [b"Hello, Michael!".as_slice(), b"Hello, Tracy!"] {
+                let _ = net::recv(&mut sock, &mut buf).expect("message");
+                sock.write_all(reply).expect("reply");
+            }
+            let n = net::recv(&mut sock, &mut buf).expect("exit");
+            buf[..n].to_vec()
+        });
+        let sock = TcpStream::connect(addr).expect("connect");
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let counting = Counting {
+            inner: sock,
+            sent: Vec::new(),
+            received: Vec::new(),
+        };
+        let mut conn = Connection::new(counting, addr);
+        let names = [b"Michael".to_vec(), b"Tracy".to_vec()].map(Ok);
+        let mut out = Vec::new();
+        talk(&mut conn, Mode::Raw, names, &mut out).expect("conversation");
+        assert_eq!(server.join().expect("server"), b"exit");
+        assert_eq!(out, b"Welcome!\nHello, Michael!\nHello, Tracy!\n");
+        let seen = conn.get_ref();
+        assert_eq!(seen.sent, b"MichaelTracyexit");
+        assert_eq!(seen.received, b"Welcome!Hello, Michael!Hello, Tracy!");
+    }
+}
