@@ -41,6 +41,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch a web page with an HTTP/1.1 GET over a raw TCP socket
+    #[command(after_help = crate::exit::CURL_TABLE)]
     Fetch(FetchArgs),
     /// Run the Hello server: `Welcome!`, then `Hello, <msg>!` for every message
     Serve(ServeArgs),

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::io;
 
+use crate::fetch::response;
 use crate::net;
 
 /// What kind of failure an error is, as far as an exit status cares.
@@ -104,9 +105,71 @@ pub fn status(err: &anyhow::Error, numbering: Numbering) -> Option<u8> {
     if net::io_kind(err) == Some(io::ErrorKind::BrokenPipe) {
         return None;
     }
-    let _ = numbering;
-    Some(1)
+    Some(match numbering {
+        Numbering::Plain => 1,
+        Numbering::Curl => curl(classify(err)),
+    })
 }
+
+/// The kind of a failure: its tag, refined by what the chain holds (a socket timeout is a
+/// timeout wherever it happened, a reset while receiving is curl's 56, a response the reader
+/// refused says itself whether it was cut short or malformed).
+pub fn classify(err: &anyhow::Error) -> Option<Kind> {
+    let tagged = kind_of(err);
+    if tagged == Some(Kind::Write) {
+        return tagged;
+    }
+    if net::io_error(err).is_some_and(net::is_timeout) {
+        return Some(Kind::Timeout);
+    }
+    if let Some(refused) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<response::Error>())
+    {
+        return Some(match refused {
+            response::Error::NoResponse => Kind::EmptyReply,
+            response::Error::ShortBody { .. } | response::Error::IncompleteChunked => {
+                Kind::Truncated
+            }
+            _ => Kind::BadResponse,
+        });
+    }
+    tagged
+}
+
+/// curl's number for a kind of failure (1 for one it has no number for).
+pub fn curl(kind: Option<Kind>) -> u8 {
+    match kind {
+        Some(Kind::UnsupportedScheme) | None => 1,
+        Some(Kind::BadUrl) => 3,
+        Some(Kind::Resolve) => 6,
+        Some(Kind::Connect) => 7,
+        Some(Kind::BadResponse) => 8,
+        Some(Kind::Truncated) => 18,
+        Some(Kind::HttpError) => 22,
+        Some(Kind::Write) => 23,
+        Some(Kind::Timeout) => 28,
+        Some(Kind::Handshake) => 35,
+        Some(Kind::TooManyRedirects) => 47,
+        Some(Kind::EmptyReply) => 52,
+        Some(Kind::Receive) => 56,
+        Some(Kind::Certificate) => 60,
+        Some(Kind::CaFile) => 77,
+    }
+}
+
+/// The table `fetch --help` shows.
+pub const CURL_TABLE: &str = "\
+Exit status (curl's numbers, so scripts written for curl read them alike):
+  0   success                          22  --fail and a status of 400 or more
+  1   unsupported scheme               23  cannot write the file or stdout
+  2   usage                            28  timed out
+  3   malformed TARGET or Location     35  TLS handshake failed
+  6   cannot resolve the host          47  more than --max-redirs redirects
+  7   cannot connect                   52  the server closed without a byte
+  8   malformed or non-HTTP response   56  connection failed while receiving
+  18  the body ended early             60  certificate not verified
+  130/143 SIGINT/SIGTERM               77  cannot read the --cacert file";
 
 #[cfg(test)]
 mod tests {
@@ -132,5 +195,44 @@ mod tests {
         assert_eq!(kind_of(&outer), Some(Kind::Truncated));
     }
 
+    #[test]
+    fn a_socket_timeout_is_28_wherever_it_happened() {
+        let timed_out: anyhow::Result<()> = Err(io::Error::from(io::ErrorKind::WouldBlock))
+            .io_context(|| "cannot read from x")
+            .tag(Kind::Receive);
+        let err = timed_out.unwrap_err();
+        assert_eq!(status(&err, Numbering::Curl), Some(28));
+        assert_eq!(status(&err, Numbering::Plain), Some(1));
+    }
+
+    #[test]
+    fn the_response_reader_says_whether_a_body_was_cut_or_malformed() {
+        let cases = [
+            (response::Error::NoResponse, 52),
+            (
+                response::Error::ShortBody {
+                    expected: 2,
+                    received: 1,
+                },
+                18,
+            ),
+            (response::Error::IncompleteChunked, 18),
+            (response::Error::BadStatusLine, 8),
+            (response::Error::HeadTooLarge, 8),
+        ];
+        for (refused, code) in cases {
+            let err = anyhow::Error::new(refused).context("bad response from x");
+            assert_eq!(status(&err, Numbering::Curl), Some(code), "{err:#}");
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_is_a_quiet_end() {
+        let err: anyhow::Result<()> =
+            Err(io::Error::from(io::ErrorKind::BrokenPipe)).io_context(|| "cannot write");
+        assert_eq!(status(&err.unwrap_err(), Numbering::Curl), None);
+    }
+
+    use crate::net::IoContext;
     use anyhow::Context;
 }
