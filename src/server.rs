@@ -1,7 +1,8 @@
 //! The Hello server: bind, then one OS thread per accepted connection, as the tutorial
 //! teaches, made to hold up: the number of open connections is capped, idle and
 //! never-reading clients time out, accept errors are waited out instead of ending the
-//! server, and SIGINT/SIGTERM close everything and exit cleanly.
+//! server, and SIGINT/SIGTERM close everything and exit cleanly (another terminating
+//! signal closes everything too, then exits 128 + its number).
 //!
 //! A thread that has finished its connection waits a few seconds for the next one before it
 //! exits. Each thread still serves one connection at a time; the cache only saves the cost
@@ -71,21 +72,26 @@ impl From<&ServeArgs> for Config {
     }
 }
 
-/// `sockdemo serve`: serve until SIGINT or SIGTERM.
+/// `sockdemo serve`: serve until a terminating signal. SIGINT and SIGTERM are how a server
+/// is stopped: a clean shutdown, exit 0. Any other (SIGHUP, SIGQUIT, SIGUSR1, ...) gets the
+/// same clean shutdown, then exit status 128 + its number.
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
     let server = Server::bind(Config::from(args))?;
     let handle = server.handle();
+    let (received, signal) = std::sync::mpsc::channel();
     crate::on_interrupt(move |signal| {
-        let name = if signal == signal_hook::consts::SIGINT {
-            "SIGINT"
-        } else {
-            "SIGTERM"
-        };
+        let name = signal_hook::low_level::signal_name(signal)
+            .map_or_else(|| format!("signal {signal}"), str::to_string);
         info!("Received {name}, shutting down");
+        let _ = received.send(signal);
         handle.shutdown();
     })?;
     server.run();
-    Ok(())
+    match signal.try_recv() {
+        Ok(signal) if signal != SIGINT && signal != SIGTERM => std::process::exit(128 + signal),
+        _ => Ok(()),
+    }
 }
 
 /// A bound listener, ready to [`run`](Server::run).
