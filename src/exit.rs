@@ -90,6 +90,19 @@ pub fn kind_of(err: &anyhow::Error) -> Option<Kind> {
         .find_map(|cause| cause.downcast_ref::<Tagged>().map(|t| t.kind))
 }
 
+/// A command ended by a terminating signal it caught: exit status 128 + its number, as a
+/// shell reports a process the signal killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signalled(pub i32);
+
+impl fmt::Display for Signalled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stopped by {}", crate::signals::name(self.0))
+    }
+}
+
+impl std::error::Error for Signalled {}
+
 /// Which numbering a command uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Numbering {
@@ -104,6 +117,9 @@ pub enum Numbering {
 pub fn status(err: &anyhow::Error, numbering: Numbering) -> Option<u8> {
     if net::io_kind(err) == Some(io::ErrorKind::BrokenPipe) {
         return None;
+    }
+    if let Some(Signalled(signal)) = err.downcast_ref::<Signalled>() {
+        return Some(u8::try_from(128 + signal).unwrap_or(u8::MAX));
     }
     Some(match numbering {
         Numbering::Plain => 1,

@@ -5,12 +5,23 @@
 //! truncated download never looks like a finished one. A file that is not regular (a FIFO,
 //! `/dev/null`, a terminal) is written in place: renaming onto it would replace the node
 //! itself. A default name never replaces anything: the body is linked in under the first
-//! free name of `index.html`, `index.html.1`, `index.html.2`, ... as wget does. SIGINT and
-//! SIGTERM remove the temporary file before the process exits.
+//! free name of `index.html`, `index.html.1`, `index.html.2`, ... as wget does. Every
+//! terminating signal the process can catch removes the temporary file before it exits.
+//!
+//! `-o FILE` replaces FILE only as a shell's `>` could: never a file the user may not write,
+//! and keeping its mode, owner and group. While it downloads, a temporary file that will
+//! replace a file is readable by its owner alone, so the bytes are never readable by anyone
+//! the final file would not let read them; a new file gets the mode a `>` would give it
+//! (what the umask leaves of 0666) from the start. Where the replaced file's owner and group
+//! cannot be given to the temporary file (a user writing another user's file), or the file
+//! has other hard links, the finished body is copied into the file in place instead, as `>`
+//! writes it.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::fmt;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, BufWriter, Seek, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -22,6 +33,14 @@ const WRITE_BUFFER: usize = 64 * 1024;
 const MAX_SUFFIX: u32 = 9999;
 /// Temporary names tried before giving up (another process may hold one).
 const MAX_TEMP_TRIES: u32 = 100;
+/// Symbolic links followed from `-o FILE` before giving up, as Linux's own limit.
+const MAX_LINKS: u32 = 40;
+/// The mode a new file is created with, as a shell's `>` creates it: the umask takes away
+/// what the user does not want others to have.
+const NEW_FILE_MODE: u32 = 0o666;
+/// The mode of a temporary file that will replace an existing file: its owner's alone until
+/// the replaced file's owner, group and mode are given to it, once the body is complete.
+const PRIVATE_MODE: u32 = 0o600;
 
 /// The temporary file being written, if any: what a signal must remove.
 static PARTIAL: Mutex<Option<PathBuf>> = Mutex::new(None);
@@ -32,15 +51,36 @@ fn partial() -> MutexGuard<'static, Option<PathBuf>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Starts a thread that, on SIGINT or SIGTERM, removes the temporary file and exits with
-/// 128 + the signal number (130, 143), as a shell reports a process killed by it.
+/// Starts a thread that, on any terminating signal the process can catch, removes the
+/// temporary file and exits with 128 + the signal number (130 for SIGINT, 143 for SIGTERM,
+/// 129 for SIGHUP, ...), as a shell reports a process killed by it. The registration stays
+/// locked until the exit, so that no new temporary file can appear in between.
 pub fn remove_partial_on_signal() -> anyhow::Result<()> {
     crate::signals::on_interrupt(|signal| {
-        if let Some(path) = partial().take() {
+        let mut registered = partial();
+        if let Some(path) = registered.take() {
             let _ = fs::remove_file(path);
         }
         std::process::exit(128 + signal);
     })
+}
+
+/// The body cannot be written where it was asked to go (fetch's exit status 23). Every
+/// error that [`Output`] returns carries one as its context, so that a caller can tell a
+/// file problem from a network one: `err.downcast_ref::<Unwritable>()`. It reads as the
+/// message's "what failed" part (`cannot write to out`); the cause follows in the chain.
+#[derive(Debug)]
+pub struct Unwritable(String);
+
+impl fmt::Display for Unwritable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `io_context` whose context is an [`Unwritable`].
+fn unwritable<T>(result: io::Result<T>, what: impl FnOnce() -> String) -> anyhow::Result<T> {
+    result.io_context(|| Unwritable(what()))
 }
 
 /// Where the body should go.
@@ -79,7 +119,10 @@ impl Output {
         let (sink, name) = match destination {
             Destination::Stdout => (Sink::Stdout(buffered(io::stdout())), "stdout".into()),
             Destination::Given(path) => (open_given(path)?, path.display().to_string()),
-            Destination::Default(path) => (open_temp(path, false)?, path.display().to_string()),
+            Destination::Default(path) => (
+                open_temp(path, false, NEW_FILE_MODE)?,
+                path.display().to_string(),
+            ),
         };
         Ok(Output {
             sink,
@@ -95,9 +138,9 @@ impl Output {
             Sink::InPlace(file) | Sink::Temp { file, .. } => file,
         };
         let name = &self.name;
-        writer
-            .write_all(bytes)
-            .io_context(|| format!("cannot write to {name}"))?;
+        unwritable(writer.write_all(bytes), || {
+            format!("cannot write to {name}")
+        })?;
         self.written += bytes.len() as u64;
         Ok(())
     }
@@ -107,22 +150,20 @@ impl Output {
     pub fn finish(self) -> anyhow::Result<(u64, String)> {
         let name = self.name;
         let flush = |writer: &mut dyn Write| {
-            writer
-                .flush()
-                .io_context(|| format!("cannot write to {name}"))
+            unwritable(writer.flush(), || format!("cannot write to {name}"))
         };
         let name = match self.sink {
             Sink::Stdout(mut out) => flush(&mut out).map(|()| name.clone())?,
             Sink::InPlace(mut file) => flush(&mut file).map(|()| name.clone())?,
             Sink::Temp {
-                mut file,
+                file,
                 temp,
                 dest,
                 overwrite,
             } => {
-                flush(&mut file)?;
-                drop(file);
-                temp.persist(&dest, overwrite)?.display().to_string()
+                let file = file.into_inner().map_err(io::IntoInnerError::into_error);
+                let file = unwritable(file, || format!("cannot write to {name}"))?;
+                temp.persist(file, &dest, overwrite)?.display().to_string()
             }
         };
         Ok((self.written, name))
@@ -134,28 +175,58 @@ fn buffered<W: Write>(writer: W) -> BufWriter<W> {
 }
 
 /// `-o FILE`: in place when FILE exists and is not a regular file, else through a
-/// temporary file. A symbolic link to a regular file keeps pointing where it did: the file
-/// it points to is the one replaced.
+/// temporary file. A symbolic link keeps pointing where it did: the file it points to is
+/// the one replaced, or created when the link dangles.
 fn open_given(path: &Path) -> anyhow::Result<Sink> {
-    let is_link = fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
-    let path = match is_link {
-        true => fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
-        false => path.to_path_buf(),
-    };
+    let path = unwritable(follow_links(path), || {
+        format!("cannot follow the link {}", path.display())
+    })?;
     match fs::metadata(&path) {
         Ok(meta) if !meta.is_file() => {
-            let file = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .io_context(|| format!("cannot open {} for writing", path.display()))?;
+            let file = OpenOptions::new().write(true).open(&path);
+            let file = unwritable(file, || {
+                format!("cannot open {} for writing", path.display())
+            })?;
             Ok(Sink::InPlace(buffered(file)))
         }
-        _ => open_temp(&path, true),
+        Ok(_) => {
+            check_writable(&path)?;
+            open_temp(&path, true, PRIVATE_MODE)
+        }
+        Err(_) => open_temp(&path, true, NEW_FILE_MODE),
     }
 }
 
-fn open_temp(dest: &Path, overwrite: bool) -> anyhow::Result<Sink> {
-    let (temp, file) = TempFile::create(dest)?;
+/// Where `path` leads once every symbolic link is followed, as `open` follows them, also
+/// when the last link dangles (a shell's `>` then creates the file it names).
+fn follow_links(path: &Path) -> io::Result<PathBuf> {
+    let mut path = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&path)?;
+                let dir = path.parent().unwrap_or(Path::new(""));
+                path = dir.join(target);
+            }
+            _ => return Ok(path),
+        }
+    }
+    Err(io::Error::other("too many levels of symbolic links"))
+}
+
+/// Refuses what a shell's `>` would refuse. Opening the file for writing, without
+/// truncating it, asks the system exactly what `>` asks (permissions, a read-only file
+/// system, an immutable file), root's privileges included.
+fn check_writable(path: &Path) -> anyhow::Result<()> {
+    let probe = OpenOptions::new().write(true).open(path);
+    unwritable(probe.map(drop), || {
+        format!("cannot write to {}", path.display())
+    })
+}
+
+/// A temporary file for `dest`, created with `mode` (less the umask).
+fn open_temp(dest: &Path, overwrite: bool, mode: u32) -> anyhow::Result<Sink> {
+    let (temp, file) = TempFile::create(dest, mode)?;
     Ok(Sink::Temp {
         file: buffered(file),
         temp,
@@ -171,8 +242,10 @@ struct TempFile {
 }
 
 impl TempFile {
-    /// A new, empty, hidden file beside `dest`, registered for removal on a signal.
-    fn create(dest: &Path) -> anyhow::Result<(TempFile, File)> {
+    /// A new, empty, hidden file beside `dest`, created with `mode` (less the umask) and
+    /// registered for removal on a signal. It is opened for reading too, so that it can be
+    /// copied into the file it replaces (see [`TempFile::replace`]).
+    fn create(dest: &Path, mode: u32) -> anyhow::Result<(TempFile, File)> {
         let dir = dest.parent().filter(|dir| !dir.as_os_str().is_empty());
         let dir = dir.unwrap_or(Path::new("."));
         let base: String = dest
@@ -182,7 +255,13 @@ impl TempFile {
         for n in 0..MAX_TEMP_TRIES {
             let path = dir.join(format!(".{base}.{}-{n}.part", std::process::id()));
             let mut registered = partial();
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            let created = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&path);
+            match created {
                 Ok(file) => {
                     *registered = Some(path.clone());
                     let temp = TempFile {
@@ -192,27 +271,57 @@ impl TempFile {
                     return Ok((temp, file));
                 }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(err) => return Err(err).io_context(|| temp_error(dir)),
+                Err(err) => return unwritable(Err(err), || temp_error(dir)),
             }
         }
-        Err(io::ErrorKind::AlreadyExists.into()).io_context(|| temp_error(dir))
+        unwritable(Err(io::ErrorKind::AlreadyExists.into()), || temp_error(dir))
     }
 
-    /// Puts the file at `dest` (replacing it when `overwrite`, else under the first free
-    /// name of `dest`, `dest.1`, ...) and returns where it went.
-    fn persist(mut self, dest: &Path, overwrite: bool) -> anyhow::Result<PathBuf> {
+    /// Puts the finished `file` (this temporary file, open) at `dest` (replacing it when
+    /// `overwrite`, else under the first free name of `dest`, `dest.1`, ...) and returns
+    /// where it went.
+    fn persist(mut self, file: File, dest: &Path, overwrite: bool) -> anyhow::Result<PathBuf> {
         let mut registered = partial();
-        let result = if overwrite {
-            keep_permissions(dest, &self.path);
-            fs::rename(&self.path, dest).map(|()| dest.to_path_buf())
-        } else {
-            link_unique(&self.path, dest)
+        let result = match fs::metadata(dest) {
+            _ if !overwrite => link_unique(&self.path, dest),
+            Ok(old) if old.is_file() => self.replace(file, dest, &old).map(|()| dest.into()),
+            _ => fs::rename(&self.path, dest).map(|()| dest.into()),
         };
-        let placed = result.io_context(|| format!("cannot save {}", dest.display()))?;
+        let placed = unwritable(result, || format!("cannot save {}", dest.display()))?;
         self.persisted = true;
         *registered = None;
         Ok(placed)
     }
+
+    /// Replaces the regular file `dest` (whose metadata is `old`) as `>` would have
+    /// overwritten it: same mode, owner and group, and the same file where it has other
+    /// names. The temporary file takes its place when it can be given all of that (by its
+    /// owner, or by root); otherwise its bytes are copied into `dest`, which cannot be
+    /// undone half-way: a disk that fills up during the copy leaves `dest` cut short, as it
+    /// would leave a file written by `>`.
+    fn replace(&self, mut file: File, dest: &Path, old: &Metadata) -> io::Result<()> {
+        if old.nlink() > 1 || !take_owner(&file, old) {
+            file.rewind()?;
+            let mut target = OpenOptions::new().write(true).truncate(true).open(dest)?;
+            io::copy(&mut file, &mut target)?;
+            let _ = fs::remove_file(&self.path);
+            return Ok(());
+        }
+        file.set_permissions(old.permissions())?;
+        fs::rename(&self.path, dest)
+    }
+}
+
+/// Gives `file` the owner and group of `old`; false where the system refuses (only root may
+/// give a file away, and an owner may only choose a group they belong to).
+fn take_owner(file: &File, old: &Metadata) -> bool {
+    let Ok(new) = file.metadata() else {
+        return false;
+    };
+    if (new.uid(), new.gid()) == (old.uid(), old.gid()) {
+        return true;
+    }
+    std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid())).is_ok()
 }
 
 impl Drop for TempFile {
@@ -227,13 +336,6 @@ impl Drop for TempFile {
 
 fn temp_error(dir: &Path) -> String {
     format!("cannot create a temporary file in {}", dir.display())
-}
-
-/// A replaced file keeps its mode, as it would had it been overwritten in place.
-fn keep_permissions(old: &Path, new: &Path) {
-    if let Ok(meta) = fs::metadata(old) {
-        let _ = fs::set_permissions(new, meta.permissions());
-    }
 }
 
 /// Links `temp` in under the first of `dest`, `dest.1`, `dest.2`, ... that does not exist
@@ -334,6 +436,30 @@ mod tests {
         }
         assert_eq!(names_in(dir.path()), ["out"]);
         assert_eq!(fs::read(&path).unwrap(), b"old");
+    }
+
+    #[test]
+    fn file_errors_are_marked_unwritable_under_any_further_context() {
+        let dir = TempDir::new("unwritable");
+        let path = dir.path().join("no/such/out");
+        let err = Output::open(&Destination::Given(path)).err().unwrap();
+        let err = err.context("cannot fetch http://host/");
+        assert!(err.downcast_ref::<Unwritable>().is_some(), "{err:#}");
+    }
+
+    #[test]
+    fn links_are_followed_from_their_own_directory_to_where_they_dangle() {
+        let dir = TempDir::new("links");
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("../b", dir.path().join("sub/a")).unwrap();
+        std::os::unix::fs::symlink("sub/c", dir.path().join("b")).unwrap();
+        let end = follow_links(&dir.path().join("sub/a")).unwrap();
+        assert_eq!(end, dir.path().join("sub/../sub/c"));
+        let plain = dir.path().join("plain");
+        assert_eq!(follow_links(&plain).unwrap(), plain);
+        std::os::unix::fs::symlink("loop", dir.path().join("loop")).unwrap();
+        let err = follow_links(&dir.path().join("loop")).unwrap_err();
+        assert_eq!(err.to_string(), "too many levels of symbolic links");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The Hello server: bind, then one OS thread per accepted connection, as the tutorial
 //! teaches, made to hold up: the number of open connections is capped, idle and
 //! never-reading clients time out, accept errors are waited out instead of ending the
-//! server, and SIGINT/SIGTERM close everything and exit cleanly.
+//! server, and SIGINT/SIGTERM close everything and exit cleanly (another terminating
+//! signal closes everything too, then exits 128 + its number).
 //!
 //! A thread that has finished its connection waits a few seconds for the next one before it
 //! exits. Each thread still serves one connection at a time; the cache only saves the cost
@@ -19,8 +20,10 @@ use log::{debug, info, warn};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::protocol::{End, Framer, GREETING};
+use crate::exit::Signalled;
 use crate::net::{self, describe, IoContext, RECV_SIZE};
 use crate::signals;
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// Stack for a connection thread. It holds a 1 KiB buffer and a few frames; the default
 /// 2 MiB would only cost address space, but a small one makes the cost per connection plain.
@@ -66,16 +69,23 @@ impl Default for Config {
     }
 }
 
-/// `sockdemo serve`: serve until SIGINT or SIGTERM.
+/// `sockdemo serve`: serve until a terminating signal. SIGINT and SIGTERM are how a server
+/// is stopped: a clean shutdown, exit 0. Any other (SIGHUP, SIGQUIT, SIGUSR1, ...) gets the
+/// same clean shutdown, then exit status 128 + its number.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config)?;
     let handle = server.handle();
+    let (received, signal) = std::sync::mpsc::channel();
     signals::on_interrupt(move |signal| {
         info!("Received {}, shutting down", signals::name(signal));
+        let _ = received.send(signal);
         handle.shutdown();
     })?;
     server.run();
-    Ok(())
+    match signal.try_recv() {
+        Ok(signal) if signal != SIGINT && signal != SIGTERM => Err(Signalled(signal).into()),
+        _ => Ok(()),
+    }
 }
 
 /// A bound listener, ready to [`run`](Server::run).
