@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod console;
 pub mod demo;
 pub mod exit;
 pub mod fetch;
