@@ -25,3 +25,4 @@ pub mod net;
 pub mod signals;
 #[doc(hidden)]
 pub mod testing;
+pub mod trace;
