@@ -86,6 +86,7 @@ fn printable(byte: u8) -> char {
 /// Where trace events go. Each call carries one whole event, complete lines each ending in
 /// `\n`, which the sink must write as one piece (never interleaved with another event).
 pub trait Sink: Send + Sync {
+    /// Writes one event whole.
     fn write_event(&self, event: &[u8]);
 }
 
@@ -107,7 +108,7 @@ impl Sink for Capture {
 /// How a traced layer's data lines are worded: the bytes on the socket, or the plaintext
 /// inside TLS (which must never be taken for what travels on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layer {
+enum Layer {
     /// `=> send N bytes` / `<= recv N bytes`: what the system calls moved.
     Socket,
     /// `=> tls send N bytes of plaintext` / `<= tls recv N bytes of plaintext`: what the
@@ -291,6 +292,7 @@ impl<S> Traced<S> {
         }
     }
 
+    /// The wrapped stream (for its addresses, say).
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
@@ -300,6 +302,7 @@ impl<S> Traced<S> {
         &mut self.inner
     }
 
+    /// The wrapped stream, untraced from now on.
     pub fn into_inner(self) -> S {
         self.inner
     }
