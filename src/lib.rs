@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod console;
 pub mod demo;
 pub mod exit;
 pub mod fetch;
@@ -24,3 +25,4 @@ pub mod net;
 pub mod signals;
 #[doc(hidden)]
 pub mod testing;
+pub mod trace;

@@ -1,27 +1,29 @@
 //! The `sockdemo` binary: parse the command line, start logging, run, turn the outcome
 //! into an exit status. Everything else lives in the library.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 use sockdemo::cli::{self, Cli};
-use sockdemo::exit;
+use sockdemo::{console, exit};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let numbering = cli.command.numbering();
-    let Err(err) = cli::run(cli.command) else {
-        return ExitCode::SUCCESS;
+    let status = match cli::run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => match exit::status(&err, numbering) {
+            None => ExitCode::SUCCESS,
+            Some(code) => {
+                console::print(format!("error: {err:#}\n"));
+                ExitCode::from(code)
+            }
+        },
     };
-    match exit::status(&err, numbering) {
-        None => ExitCode::SUCCESS,
-        Some(code) => {
-            let _ = writeln!(std::io::stderr(), "error: {err:#}");
-            ExitCode::from(code)
-        }
-    }
+    // What is still queued for stderr, for at most a second: a full pipe cannot hold us.
+    console::finish();
+    status
 }
 
 /// Info by default (the server's `Listening on` line is info); `-v` debug, `-vv` trace,
@@ -33,10 +35,5 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => log::LevelFilter::Debug,
         (false, _) => log::LevelFilter::Trace,
     };
-    env_logger::Builder::new()
-        .filter_level(level)
-        .parse_env("RUST_LOG")
-        .format_timestamp_millis()
-        .format_target(false)
-        .init();
+    console::init_logging(level);
 }
