@@ -25,4 +25,3 @@ pub mod net;
 pub mod signals;
 #[doc(hidden)]
 pub mod testing;
-pub mod trace;

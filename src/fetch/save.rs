@@ -61,7 +61,7 @@ pub fn remove_partial_on_signal() -> anyhow::Result<()> {
         if let Some(path) = registered.take() {
             let _ = fs::remove_file(path);
         }
-        std::process::exit(128 + signal);
+        crate::console::exit(128 + signal);
     })
 }
 

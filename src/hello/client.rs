@@ -83,8 +83,9 @@ fn names_from(
 ) -> impl Iterator<Item = io::Result<Vec<u8>>> {
     std::iter::from_fn(move || loop {
         if interactive {
-            // Not eprint!: a closed stderr must not panic.
-            let _ = io::stderr().write_all(b"name> ");
+            // Through the one stderr writer: a closed stderr must not panic, and the prompt
+            // must not land inside a log line.
+            crate::console::print("name> ");
         }
         let mut line = Vec::new();
         match input.read_until(b'\n', &mut line) {

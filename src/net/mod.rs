@@ -10,6 +10,7 @@
 //! [`Peer`]), so that a PROXY protocol header can replace it after accept.
 
 mod error;
+pub mod trace;
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
