@@ -16,6 +16,7 @@ pub mod hello;
 pub mod http;
 pub mod net;
 pub mod output;
+pub mod proxy;
 pub mod server;
 pub mod target;
 #[doc(hidden)]
