@@ -60,6 +60,17 @@ pub enum Header {
     Unknown,
 }
 
+impl Header {
+    /// The client to log and trace: the header's source when it names one, else `peer`
+    /// (the real peer, the balancer itself).
+    pub fn client(&self, peer: SocketAddr) -> SocketAddr {
+        match self {
+            Header::Proxied { source, .. } => *source,
+            Header::Local | Header::Unknown => peer,
+        }
+    }
+}
+
 /// How far a header has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -207,6 +218,7 @@ pub struct Parser {
 }
 
 impl Parser {
+    /// A parser at the start of a connection.
     pub fn new() -> Parser {
         Parser::default()
     }
@@ -758,6 +770,15 @@ mod tests {
         assert_eq!(parser.finish(), Err(Error::Truncated { received: 0 }));
         assert_eq!(parser.feed(b"PROXY TCP4"), Ok(Status::Partial));
         assert_eq!(parser.finish(), Err(Error::Truncated { received: 10 }));
+    }
+
+    #[test]
+    fn the_client_is_the_source_or_else_the_peer() {
+        let peer: SocketAddr = "10.0.0.9:4000".parse().unwrap();
+        let header = proxied("192.0.2.1:5555", "10.0.0.9:9999");
+        assert_eq!(header.client(peer), "192.0.2.1:5555".parse().unwrap());
+        assert_eq!(Header::Local.client(peer), peer);
+        assert_eq!(Header::Unknown.client(peer), peer);
     }
 
     #[test]
