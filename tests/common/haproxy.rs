@@ -248,7 +248,8 @@ impl Haproxy {
         row[field].clone()
     }
 
-    /// Stops HAProxy at once (SIGTERM: open connections are closed) and waits for it.
+    /// Stops HAProxy at once (SIGTERM: a hard stop, open connections are closed) and waits
+    /// for it; HAProxy 2.6 then ends by the signal, so the status is not a success.
     pub fn stop(mut self) -> ExitStatus {
         self.terminate()
     }
