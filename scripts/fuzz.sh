@@ -9,7 +9,7 @@
 set -euo pipefail
 
 seconds="${1:-600}"
-targets=(http_reader fetch_target hello_framer)
+targets=(http_reader fetch_target hello_framer proxy_header)
 
 cd "$(dirname "$0")/.."
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -1,0 +1,300 @@
+//! A real HAProxy (Debian's `haproxy` package) as a child process for tests: a load
+//! balancer nobody here wrote, in front of `sockdemo serve`.
+//!
+//! HAProxy refuses `bind :0`, and a port picked beforehand can be taken by someone else
+//! before HAProxy binds it. So a small python3 launcher binds every listener on port 0
+//! itself (and the stats socket), prints the real addresses, and `exec`s
+//! `haproxy -f CFG -db` with those sockets inherited: the configuration names them
+//! `fd@${LISTEN0}`, `fd@${LISTEN1}`, ... Because they listen before HAProxy even starts,
+//! clients may connect at once; "ready" is the stats socket answering `show info`, a
+//! blocking request with a time limit, not a sleep.
+//!
+//! ```ignore
+//! let lb = Haproxy::start(&["127.0.0.1:0"], &format!("
+//! frontend fe
+//!     bind fd@${{LISTEN0}}
+//!     default_backend hello
+//! backend hello
+//!     server s1 {backend} send-proxy-v2 check inter 200ms
+//! "));
+//! let client = TcpStream::connect(lb.addr(0))?;   // reaches `backend` through HAProxy
+//! lb.wait_for_log("is DOWN");                      // HAProxy's own log lines, as events
+//! let rows = lb.show_stat();                       // per-server counters (`stot`, `status`)
+//! lb.stop();                                       // or just drop it
+//! ```
+//!
+//! The configuration given follows a `global` section (logs to stderr, the stats socket)
+//! and a `defaults` section (`mode tcp`, `log global`, timeouts) written here; it may add
+//! `defaults` of its own. Run HAProxy in a network namespace with [`Haproxy::start_in`].
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sockdemo::testing::TempDir;
+
+/// No single step may take longer than this: a hang is a failure.
+const STEP: Duration = Duration::from_secs(20);
+
+/// Binds the stats socket and the listeners named on the command line (`HOST:PORT`,
+/// `[V6]:PORT`), prints `LISTEN <address>` for each, then becomes HAProxy.
+const LAUNCHER: &str = r#"
+import os, socket, sys
+config, stats, listen = sys.argv[1], sys.argv[2], sys.argv[3:]
+u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+u.bind(stats)
+u.listen(16)
+u.set_inheritable(True)
+os.environ["STATS"] = str(u.fileno())
+bound = []
+for i, spec in enumerate(listen):
+    host, port = spec.rsplit(":", 1)
+    family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host.strip("[]"), int(port)))
+    s.listen(1024)
+    s.set_inheritable(True)
+    os.environ["LISTEN%d" % i] = str(s.fileno())
+    host, port = s.getsockname()[:2]
+    bound.append("[%s]:%d" % (host, port) if family == socket.AF_INET6 else "%s:%d" % (host, port))
+# Only now, with every socket listening, say where.
+for address in bound:
+    print("LISTEN " + address)
+sys.stdout.flush()
+os.execvp("haproxy", ["haproxy", "-f", config, "-db"])
+"#;
+
+const PREAMBLE: &str = "global
+    log stderr format raw local0
+    stats socket fd@${STATS} level admin
+
+defaults
+    mode tcp
+    log global
+    timeout connect 5s
+    timeout client 1m
+    timeout server 1m
+";
+
+/// True when haproxy and python3 can run. Without them a test prints why it skips; on CI
+/// (`CI` set) a missing tool fails the test instead.
+pub fn installed() -> bool {
+    for tool in ["haproxy", "python3"] {
+        let found = Command::new(tool)
+            .arg(if tool == "haproxy" { "-v" } else { "--version" })
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !found {
+            assert!(std::env::var_os("CI").is_none(), "{tool} is missing on CI");
+            eprintln!("skipped: {tool} is not installed");
+            return false;
+        }
+    }
+    true
+}
+
+/// A running `haproxy -db`, stopped when dropped.
+pub struct Haproxy {
+    child: Child,
+    /// The real addresses of the listeners asked for, in order (`${LISTEN0}`, ...).
+    pub listeners: Vec<SocketAddr>,
+    stats: PathBuf,
+    lines: Receiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
+    // Last: the directory outlives nothing that needs it.
+    _dir: TempDir,
+}
+
+impl Haproxy {
+    /// Starts HAProxy with `config` (after our `global` and `defaults`), listening on each
+    /// of `listen` (`127.0.0.1:0`, `[::1]:0`, ...), and waits until it answers on its stats
+    /// socket.
+    pub fn start(listen: &[&str], config: &str) -> Haproxy {
+        Haproxy::start_in(&[], listen, config)
+    }
+
+    /// The same, run through `prefix`: `&["ip", "netns", "exec", "ns1"]` puts HAProxy and
+    /// its listeners in that namespace (the stats socket, a file, stays reachable).
+    pub fn start_in(prefix: &[&str], listen: &[&str], config: &str) -> Haproxy {
+        let dir = TempDir::new("haproxy");
+        let config_path = dir.join("haproxy.cfg");
+        let stats = dir.join("stats.sock");
+        std::fs::write(&config_path, format!("{PREAMBLE}\n{config}\n")).expect("write config");
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg("python3");
+                cmd
+            }
+            None => Command::new("python3"),
+        };
+        cmd.arg("-c").arg(LAUNCHER).arg(&config_path).arg(&stats);
+        cmd.args(listen);
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn python3 to launch haproxy");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        forward(stdout, tx.clone(), Arc::clone(&log));
+        forward(stderr, tx, Arc::clone(&log));
+        let mut haproxy = Haproxy {
+            child,
+            listeners: Vec::new(),
+            stats,
+            lines,
+            log,
+            _dir: dir,
+        };
+        for _ in listen {
+            let line = haproxy.wait_for_log("LISTEN ");
+            let addr = line.trim_start_matches("LISTEN ").trim();
+            haproxy
+                .listeners
+                .push(addr.parse().expect("a listener address"));
+        }
+        let info = haproxy
+            .try_command("show info")
+            .unwrap_or_else(|e| e.to_string());
+        assert!(
+            info.contains("Name: HAProxy"),
+            "haproxy did not start ({info:?}); its log:\n{}",
+            haproxy.log().join("\n")
+        );
+        haproxy
+    }
+
+    /// The address of listener `index` (`${LISTEN<index>}` in the configuration).
+    pub fn addr(&self, index: usize) -> SocketAddr {
+        self.listeners[index]
+    }
+
+    /// Waits (at most 20 s) for a line of HAProxy's output containing `needle` and returns
+    /// it: lines already waited past are not seen again.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "no haproxy line with {needle:?} within {STEP:?}; its log so far:\n{}",
+                    self.log().join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Every line HAProxy (and the launcher) wrote so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// One command on the runtime API (`show info`, `show stat`, `disable server be/s1`)
+    /// and its whole answer.
+    pub fn command(&self, line: &str) -> String {
+        self.try_command(line)
+            .unwrap_or_else(|err| panic!("stats command {line:?}: {err}"))
+    }
+
+    fn try_command(&self, line: &str) -> std::io::Result<String> {
+        let mut socket = UnixStream::connect(&self.stats)?;
+        socket.set_read_timeout(Some(STEP))?;
+        socket.set_write_timeout(Some(STEP))?;
+        socket.write_all(format!("{line}\n").as_bytes())?;
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer)?;
+        Ok(answer)
+    }
+
+    /// `show stat` as one map per proxy or server, keyed by the CSV header (`pxname`,
+    /// `svname`, `status`, `stot`, `scur`, ...).
+    pub fn show_stat(&self) -> Vec<BTreeMap<String, String>> {
+        let answer = self.command("show stat");
+        let mut rows = answer.lines().filter(|line| !line.trim().is_empty());
+        let header = rows.next().unwrap_or_default();
+        let names: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
+        rows.map(|row| {
+            let values = row.split(',').map(str::to_string);
+            names.iter().map(|n| n.to_string()).zip(values).collect()
+        })
+        .collect()
+    }
+
+    /// One server's field from `show stat` (`stot`: connections it was given; `status`).
+    pub fn server_stat(&self, backend: &str, server: &str, field: &str) -> String {
+        let rows = self.show_stat();
+        let row = rows
+            .iter()
+            .find(|row| row["pxname"] == backend && row["svname"] == server)
+            .unwrap_or_else(|| panic!("no server {backend}/{server} in show stat"));
+        row[field].clone()
+    }
+
+    /// Stops HAProxy at once (SIGTERM: a hard stop, open connections are closed) and waits
+    /// for it; HAProxy 2.6 then ends by the signal, so the status is not a success.
+    pub fn stop(mut self) -> ExitStatus {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return status;
+        }
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-s", "TERM", &pid]).status();
+        let deadline = Instant::now() + STEP;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for haproxy");
+        panic!("haproxy did not stop within {STEP:?} of SIGTERM ({status})");
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        } else {
+            self.terminate();
+        }
+    }
+}
+
+/// Reads `from` line by line on a thread of its own into the shared log and the channel.
+fn forward(
+    from: impl Read + Send + 'static,
+    to: mpsc::Sender<String>,
+    log: Arc<Mutex<Vec<String>>>,
+) {
+    thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { break };
+            log.lock().unwrap().push(line.clone());
+            let _ = to.send(line);
+        }
+    });
+}
