@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod capped;
 pub mod cli;
 pub mod client;
 pub mod demo;
