@@ -21,6 +21,7 @@ pub mod server;
 pub mod target;
 #[doc(hidden)]
 pub mod testing;
+pub mod tls;
 
 use cli::Command;
 
