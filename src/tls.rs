@@ -367,8 +367,8 @@ pub fn handshake<S: Read + Write>(
     port: u16,
     config: &TlsConfig,
 ) -> Result<TlsStream<S>, Error> {
-    let peer = crate::net::host_port(host, port);
     let host = host.trim_start_matches('[').trim_end_matches(']');
+    let peer = crate::net::host_port(host, port);
     let name = ServerName::try_from(host.to_string()).map_err(|_| Error::Handshake {
         peer: peer.clone(),
         cause: HandshakeCause::BadName(host.to_string()),

@@ -301,6 +301,19 @@ fn ipv6_literals_work_with_and_without_brackets() {
         assert_eq!(read_all(&mut tls).0, b"v6");
         drop(tls);
         assert_eq!(seen.recv_timeout(STEP).expect("report").sni, None);
+
+        let server = server_config(&pki().wrong_name, BOTH);
+        let (addr, _seen) =
+            tls_server("[::1]:0", server, Vec::new(), End::CloseNotify).expect("start the server");
+        let err = handshake(connect(addr, STEP), host, addr.port(), &config)
+            .err()
+            .expect("a wrong name");
+        let message = err.to_string();
+        let want = format!(
+            "certificate of [::1]:{}: it is not valid for ::1, only",
+            addr.port()
+        );
+        assert!(message.contains(&want), "{message}");
     }
 }
 
