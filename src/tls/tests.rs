@@ -786,8 +786,9 @@ fn cacert_adds_every_certificate_and_skips_other_sections() {
 
 #[test]
 fn insecure_does_not_read_cacert() {
+    let dir = TempDir::new("tls-insecure");
     let options = TlsOptions {
-        cacert: Some(PathBuf::from("/nonexistent/ca.pem")),
+        cacert: Some(dir.join("missing.pem")),
         insecure: true,
         keylog: false,
     };
