@@ -9,7 +9,9 @@
 //! receive on the socket is capped. Who is at the other end travels beside the stream (see
 //! [`Peer`]), so that a PROXY protocol header can replace it after accept.
 
+pub mod capped;
 mod error;
+pub mod tls;
 pub mod trace;
 
 use std::io::{self, Read};

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod pki;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
