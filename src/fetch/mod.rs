@@ -361,8 +361,9 @@ impl<'a> Response<'a> {
         Ok(())
     }
 
-    /// A header block for the user's eyes, unless `-q`. A reader that went away (EPIPE)
-    /// stops the header, never the download: the body still goes where it was asked to.
+    /// A header block for the user's eyes, unless `-q`. A reader of stdout that went away
+    /// (EPIPE) stops the header, never the download: the body still goes where it was
+    /// asked to. (stderr's writer copes with a reader that went away on its own.)
     fn show(&mut self, raw: &[u8]) -> anyhow::Result<()> {
         if !self.show_heads {
             return Ok(());
@@ -413,13 +414,16 @@ impl<'a> Response<'a> {
     }
 }
 
-/// A header block, byte for byte, on stdout (stderr when the body goes to stdout).
+/// A header block, byte for byte, on stdout; on stderr when the body goes to stdout, through
+/// the one writer of stderr, so that it keeps its place among log and trace lines.
 fn print_head(raw: &[u8], to_stderr: bool) -> io::Result<()> {
-    let mut out: Box<dyn Write> = match to_stderr {
-        true => Box::new(io::stderr().lock()),
-        false => Box::new(io::stdout().lock()),
-    };
-    out.write_all(raw).and_then(|()| out.flush())
+    if to_stderr {
+        crate::console::print(raw);
+        return Ok(());
+    }
+    let mut out = io::stdout().lock();
+    out.write_all(raw)?;
+    out.flush()
 }
 
 #[cfg(test)]
