@@ -29,8 +29,15 @@ pub struct Cli {
     /// More log output on stderr (-v debug, -vv trace)
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Only errors on stderr
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    /// Only errors on stderr; fetch prints no header block either
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        visible_short_alias = 's',
+        visible_alias = "silent"
+    )]
     pub quiet: bool,
     /// What to do.
     #[command(subcommand)]
@@ -118,6 +125,9 @@ pub struct FetchArgs {
     /// Give up when no byte has arrived for this long
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Give up when the whole transfer (connects and redirects included) takes this long
+    #[arg(short = 'm', long, value_name = "DUR", value_parser = parse_duration)]
+    pub max_time: Option<Duration>,
     /// Use IPv4 addresses only
     #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
     pub ipv4: bool,
@@ -127,9 +137,12 @@ pub struct FetchArgs {
     /// Extra request header, as 'Name: value' (repeatable)
     #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
-    /// Exit 1 on an HTTP status of 400 or more (the body is still saved)
-    #[arg(long)]
+    /// Exit 22 on an HTTP status of 400 or more, saving nothing (an existing file stays as it was)
+    #[arg(short = 'f', long, conflicts_with = "fail_with_body")]
     pub fail: bool,
+    /// Like --fail, but save the body of the error response first
+    #[arg(long)]
+    pub fail_with_body: bool,
 }
 
 /// `sockdemo bench`.
@@ -178,13 +191,16 @@ impl Command {
     }
 }
 
-/// Runs one subcommand to completion.
-pub fn run(command: Command) -> anyhow::Result<()> {
+/// Runs one subcommand to completion; `quiet` is the global `-q`.
+pub fn run(command: Command, quiet: bool) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => server::run(args.into()),
         Command::Client(args) => client::run(args.into()),
         Command::Demo(args) => demo::run(args.into()),
-        Command::Fetch(args) => fetch::run(args.into()),
+        Command::Fetch(args) => fetch::run(fetch::Config {
+            quiet,
+            ..args.into()
+        }),
         Command::Bench(args) => bench::run(args.into()),
     }
 }
@@ -223,13 +239,19 @@ impl From<FetchArgs> for fetch::Config {
             recv_size: args.recv_size as usize,
             connect_timeout: args.connect_timeout,
             timeout: args.timeout,
+            max_time: args.max_time,
             family: match (args.ipv4, args.ipv6) {
                 (true, _) => Family::V4,
                 (_, true) => Family::V6,
                 _ => Family::Any,
             },
             headers: args.headers,
-            fail: args.fail,
+            fail: match (args.fail, args.fail_with_body) {
+                (true, _) => fetch::Fail::WithoutBody,
+                (_, true) => fetch::Fail::WithBody,
+                _ => fetch::Fail::Never,
+            },
+            quiet: false,
         }
     }
 }

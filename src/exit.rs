@@ -114,8 +114,11 @@ pub enum Numbering {
 
 /// What a failed command should exit with, or `None` when it should end quietly with 0:
 /// a reader of stdout that went away (`| head`) while stdout was all that was asked for.
+/// A broken pipe tagged as a network failure is not that: a peer that closed before a send
+/// (EPIPE on the socket) fails like any other network error.
 pub fn status(err: &anyhow::Error, numbering: Numbering) -> Option<u8> {
-    if net::io_kind(err) == Some(io::ErrorKind::BrokenPipe) {
+    let broken_pipe = net::io_kind(err) == Some(io::ErrorKind::BrokenPipe);
+    if broken_pipe && matches!(kind_of(err), None | Some(Kind::Write)) {
         return None;
     }
     if let Some(Signalled(signal)) = err.downcast_ref::<Signalled>() {
@@ -247,6 +250,20 @@ mod tests {
         let err: anyhow::Result<()> =
             Err(io::Error::from(io::ErrorKind::BrokenPipe)).io_context(|| "cannot write");
         assert_eq!(status(&err.unwrap_err(), Numbering::Curl), None);
+        let err: anyhow::Result<()> = Err(io::Error::from(io::ErrorKind::BrokenPipe))
+            .io_context(|| "cannot write to stdout")
+            .tag(Kind::Write);
+        assert_eq!(status(&err.unwrap_err(), Numbering::Curl), None);
+    }
+
+    #[test]
+    fn a_broken_pipe_on_a_socket_is_a_network_failure() {
+        let err: anyhow::Result<()> = Err(io::Error::from(io::ErrorKind::BrokenPipe))
+            .io_context(|| "cannot send the request to 127.0.0.1:1")
+            .tag(Kind::Connect);
+        let err = err.unwrap_err();
+        assert_eq!(status(&err, Numbering::Curl), Some(7));
+        assert_eq!(status(&err, Numbering::Plain), Some(1));
     }
 
     use crate::net::IoContext;

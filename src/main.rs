@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let numbering = cli.command.numbering();
-    let status = match cli::run(cli.command) {
+    let status = match cli::run(cli.command, cli.quiet) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => match exit::status(&err, numbering) {
             None => ExitCode::SUCCESS,

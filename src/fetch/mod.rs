@@ -2,9 +2,14 @@
 //! done so that its file can be trusted. It connects, sends the request in one write, reads
 //! the reply with `recv_size` receives until the server closes (or the response is
 //! complete), prints each header block and streams the body into an [`Output`]. The parsing
-//! is [`response`]'s, the URL work [`url`]'s, the request bytes [`request`]'s and the file
-//! handling [`save`]'s: this module is only the conversation and the redirects.
+//! is [`response`]'s, the URL work [`url`]'s, the request bytes [`request`]'s, the file
+//! handling [`save`]'s and the time limits [`deadline`]'s: this module is only the
+//! conversation and the redirects.
+//!
+//! What the user asked for decides what may be lost: a header block is shown for the user's
+//! eyes, so a reader of it that went away (`| head`) stops the header, never the download.
 
+pub mod deadline;
 pub mod request;
 pub mod response;
 pub mod save;
@@ -13,13 +18,14 @@ pub mod url;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use log::{debug, info};
 
 use crate::exit::{Kind, Tag};
 use crate::net::{self, Family, IoContext};
+use deadline::{Deadline, ReadTimeout};
 use response::{Event, Head, ResponseReader};
 use save::{Destination, Output};
 use url::{Scheme, Url};
@@ -47,22 +53,39 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Bounds the wait for each byte (zero: none).
     pub timeout: Duration,
+    /// `-m`: bounds the whole transfer, connects and redirects included (`None`: no limit).
+    pub max_time: Option<Duration>,
     /// `-4`, `-6`.
     pub family: Family,
     /// `-H` fields.
     pub headers: Vec<(String, String)>,
-    /// `--fail`: a status of 400 or more is a failure.
-    pub fail: bool,
+    /// What a status of 400 or more does.
+    pub fail: Fail,
+    /// `-q`: no header block; only errors are for the user's eyes.
+    pub quiet: bool,
+}
+
+/// What a final status of 400 or more does (`-f`, `--fail-with-body`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fail {
+    /// It is saved like any response, and fetch succeeds (as curl without `-f`).
+    #[default]
+    Never,
+    /// `-f`/`--fail`: nothing is saved (an existing file stays as it was), exit 22.
+    WithoutBody,
+    /// `--fail-with-body`: the body is saved, then exit 22.
+    WithBody,
 }
 
 /// `sockdemo fetch`.
 pub fn run(config: Config) -> anyhow::Result<()> {
     save::remove_partial_on_signal()?;
+    let deadline = Deadline::new(config.max_time);
     let first = parse_target(&config.target)?;
     let mut url = first.clone();
     let mut redirects = 0;
     loop {
-        match fetch_once(&url, &first, &config)? {
+        match fetch_once(&url, &first, &config, deadline)? {
             Outcome::Redirect(location) => {
                 if redirects >= config.max_redirs {
                     return Err(anyhow::anyhow!(
@@ -107,30 +130,58 @@ enum Outcome {
 }
 
 /// One connection, one request, one response.
-fn fetch_once(url: &Url, first: &Url, config: &Config) -> anyhow::Result<Outcome> {
+fn fetch_once(
+    url: &Url,
+    first: &Url,
+    config: &Config,
+    deadline: Deadline,
+) -> anyhow::Result<Outcome> {
     if url.scheme == Scheme::Https {
         return Err(anyhow::anyhow!(
             "cannot fetch {url}: https is not supported yet: sockdemo speaks plain HTTP over TCP (no TLS)"
         ))
         .tag(Kind::UnsupportedScheme);
     }
-    let (mut stream, peer) = open(url, config)?;
+    let (mut stream, peer) = open(url, config, deadline)?;
+    let timeout = ReadTimeout::new(&stream, net::optional(config.timeout), deadline)
+        .io_context(|| format!("cannot connect to {peer}"))
+        .tag(Kind::Connect)?;
     let mut conn = Conversation {
         stream: &mut stream,
         peer,
+        timeout,
+        received: 0,
     };
     let headers = headers_for(url, first, &config.headers);
     conn.send(&request::get_request(&url.path, &url.authority(), &headers))?;
-    let mut response = Response::new(url, config);
+    let mut response = Response::new(url, first, config);
     conn.receive(config.recv_size, &mut response)?;
     response.finish()
 }
 
-/// Resolves the host and connects to its addresses in turn (`-4`/`-6` restrict them).
-fn open(url: &Url, config: &Config) -> anyhow::Result<(std::net::TcpStream, SocketAddr)> {
+/// Resolves the host and connects to its addresses in turn (`-4`/`-6` restrict them),
+/// within what is left of `-m`.
+fn open(
+    url: &Url,
+    config: &Config,
+    deadline: Deadline,
+) -> anyhow::Result<(std::net::TcpStream, SocketAddr)> {
     let addrs = net::resolve(&url.host, url.port, config.family).tag(Kind::Resolve)?;
     let timeout = net::optional(config.timeout);
-    let stream = net::connect_any(&addrs, config.connect_timeout, timeout).tag(Kind::Connect)?;
+    let out_of_time = || {
+        Err(deadline.expired())
+            .with_context(|| format!("cannot connect to {}", url.authority()))
+            .tag(Kind::Timeout)
+    };
+    let Some(connect_timeout) = deadline.connect_timeout(config.connect_timeout, Instant::now())
+    else {
+        return out_of_time();
+    };
+    let stream = match net::connect_any(&addrs, connect_timeout, timeout) {
+        Ok(stream) => stream,
+        Err(_) if deadline.passed(Instant::now()) => return out_of_time(),
+        Err(err) => return Err(err).tag(Kind::Connect),
+    };
     let peer = stream
         .peer_addr()
         .io_context(|| format!("cannot connect to {}", url.authority()))
@@ -148,21 +199,30 @@ fn headers_for(url: &Url, first: &Url, headers: &[(String, String)]) -> Vec<(Str
     headers.iter().filter(keep).cloned().collect()
 }
 
-/// `--fail`: a status of 400 or more is a failure, once the body is saved.
+/// `--fail-with-body`: a status of 400 or more is a failure, once the body is saved.
 fn check_status(config: &Config, url: &Url, status: u16, reason: &str) -> anyhow::Result<()> {
-    if config.fail && status >= 400 {
-        return Err(anyhow::anyhow!(
-            "cannot fetch {url}: the server answered {status} {reason}"
-        ))
-        .tag(Kind::HttpError);
+    if config.fail == Fail::WithBody && status >= 400 {
+        return http_error(url, status, reason);
     }
     Ok(())
+}
+
+/// `-f` or `--fail-with-body`, and a status of 400 or more (curl's 22).
+fn http_error<T>(url: &Url, status: u16, reason: &str) -> anyhow::Result<T> {
+    Err(anyhow::anyhow!(
+        "cannot fetch {url}: the server answered {status} {reason}"
+    ))
+    .tag(Kind::HttpError)
 }
 
 /// One request and its response over any connected stream.
 struct Conversation<'s, S> {
     stream: &'s mut S,
     peer: SocketAddr,
+    /// `--timeout`, shortened as `-m`'s deadline nears.
+    timeout: ReadTimeout,
+    /// Bytes received so far, for a timeout's message.
+    received: u64,
 }
 
 impl<S: Read + Write> Conversation<'_, S> {
@@ -187,16 +247,38 @@ impl<S: Read + Write> Conversation<'_, S> {
         let mut reader = ResponseReader::new();
         let mut buf = vec![0; recv_size];
         while !reader.is_done() && response.redirect.is_none() {
-            let peer = self.peer;
-            let n = net::recv(self.stream, &mut buf)
-                .io_context(|| format!("cannot read from {peer}"))
-                .tag(Kind::Receive)?;
+            let n = self.recv(&mut buf)?;
             if n == 0 {
                 return reader.finish().with_context(|| self.bad_response());
             }
             self.deliver(&mut reader, buf.get(..n).unwrap_or_default(), response)?;
+            if n < buf.len() {
+                // The socket had no more for now: what came must not wait for what has not.
+                response.flush()?;
+            }
         }
         Ok(())
+    }
+
+    /// One receive, within `--timeout` and what is left of `-m`.
+    fn recv(&mut self, buf: &mut [u8]) -> anyhow::Result<usize> {
+        let peer = self.peer;
+        self.timeout
+            .before_recv(self.received)
+            .with_context(|| format!("cannot read from {peer}"))
+            .tag(Kind::Timeout)?;
+        match net::recv(self.stream, buf) {
+            Ok(n) => {
+                self.received = self.received.saturating_add(n as u64);
+                Ok(n)
+            }
+            Err(err) if net::is_timeout(&err) => Err(self.timeout.timed_out(self.received))
+                .with_context(|| format!("cannot read from {peer}"))
+                .tag(Kind::Timeout),
+            Err(err) => Err(err)
+                .io_context(|| format!("cannot read from {peer}"))
+                .tag(Kind::Receive),
+        }
     }
 
     /// Hands every event `input` completes to `response`.
@@ -224,20 +306,26 @@ impl<S: Read + Write> Conversation<'_, S> {
 /// What happens to the parts of a response as they arrive.
 struct Response<'a> {
     url: &'a Url,
+    /// The TARGET as given: what a default file name is made from.
+    first: &'a Url,
     config: &'a Config,
     status: Option<(u16, String)>,
     output: Option<Output>,
     redirect: Option<String>,
+    /// Header blocks are printed: not with `-q`, nor once their reader has gone away.
+    show_heads: bool,
 }
 
 impl<'a> Response<'a> {
-    fn new(url: &'a Url, config: &'a Config) -> Self {
+    fn new(url: &'a Url, first: &'a Url, config: &'a Config) -> Self {
         Response {
             url,
+            first,
             config,
             status: None,
             output: None,
             redirect: None,
+            show_heads: !config.quiet,
         }
     }
 
@@ -249,32 +337,66 @@ impl<'a> Response<'a> {
         }
     }
 
-    /// Prints the block; for the final response, decides between following a redirect
-    /// and opening the output.
+    /// Prints the block; for the final response, decides between following a redirect,
+    /// failing (`-f`) and opening the output, in that order, so that `-f` never opens it.
     fn on_head(&mut self, head: Head) -> anyhow::Result<()> {
-        print_head(head.raw(), self.destination() == Destination::Stdout).tag(Kind::Write)?;
+        self.show(head.raw())?;
         if head.is_interim() {
             return Ok(());
         }
-        self.status = Some((head.status(), head.reason().to_string()));
-        let location = head.field("Location");
-        if let Some(location) = location.filter(|_| self.follows(head.status())) {
-            self.redirect = Some(location.to_string());
-            return Ok(());
+        let status = head.status();
+        self.status = Some((status, head.reason().to_string()));
+        let location = head.field_bytes("Location").map(url::location);
+        if let Some(location) = location.filter(|_| REDIRECTS.contains(&status)) {
+            if self.config.follow {
+                self.redirect = Some(location);
+                return Ok(());
+            }
+            info!("Not following the redirect to {location}: add -L to follow it");
+        }
+        if self.config.fail == Fail::WithoutBody && status >= 400 {
+            return http_error(self.url, status, head.reason());
         }
         self.output = Some(Output::open(&self.destination()).tag(Kind::Write)?);
         Ok(())
     }
 
-    fn follows(&self, status: u16) -> bool {
-        self.config.follow && REDIRECTS.contains(&status)
+    /// A header block for the user's eyes, unless `-q`. A reader of stdout that went away
+    /// (EPIPE) stops the header, never the download: the body still goes where it was
+    /// asked to. (stderr's writer copes with a reader that went away on its own.)
+    fn show(&mut self, raw: &[u8]) -> anyhow::Result<()> {
+        if !self.show_heads {
+            return Ok(());
+        }
+        let to_stderr = self.destination() == Destination::Stdout;
+        match print_head(raw, to_stderr) {
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                debug!("The header's reader has gone away; the header is no longer shown");
+                self.show_heads = false;
+                Ok(())
+            }
+            result => {
+                let name = if to_stderr { "stderr" } else { "stdout" };
+                result
+                    .io_context(|| format!("cannot write to {name}"))
+                    .tag(Kind::Write)
+            }
+        }
+    }
+
+    /// The network has nothing more for now: what is buffered for a reader goes out.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        match &mut self.output {
+            Some(output) => output.flush().tag(Kind::Write),
+            None => Ok(()),
+        }
     }
 
     fn destination(&self) -> Destination {
         match &self.config.output {
             Some(path) if path.as_os_str() == "-" => Destination::Stdout,
             Some(path) => Destination::Given(path.clone()),
-            None => Destination::Default(self.url.file_name().into()),
+            None => Destination::Default(self.first.file_name().into()),
         }
     }
 
@@ -292,15 +414,16 @@ impl<'a> Response<'a> {
     }
 }
 
-/// A header block, byte for byte, on stdout (stderr when the body goes to stdout).
-fn print_head(raw: &[u8], to_stderr: bool) -> anyhow::Result<()> {
-    let (mut out, name): (Box<dyn Write>, _) = match to_stderr {
-        true => (Box::new(io::stderr().lock()), "stderr"),
-        false => (Box::new(io::stdout().lock()), "stdout"),
-    };
-    out.write_all(raw)
-        .and_then(|()| out.flush())
-        .io_context(|| format!("cannot write to {name}"))
+/// A header block, byte for byte, on stdout; on stderr when the body goes to stdout, through
+/// the one writer of stderr, so that it keeps its place among log and trace lines.
+fn print_head(raw: &[u8], to_stderr: bool) -> io::Result<()> {
+    if to_stderr {
+        crate::console::print(raw);
+        return Ok(());
+    }
+    let mut out = io::stdout().lock();
+    out.write_all(raw)?;
+    out.flush()
 }
 
 #[cfg(test)]

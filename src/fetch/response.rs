@@ -29,13 +29,14 @@ pub enum Error {
     TooManyFields,
     /// The first line is not `HTTP/1.x NNN reason`.
     BadStatusLine,
-    /// A field line without a `name:` (obsolete line folding included).
+    /// A field line without a `name:`, or a folded line before any field.
     BadField,
     /// More than [`MAX_INTERIM`] 1xx responses.
     TooManyInterim,
     /// A `101 Switching Protocols` nobody asked for.
     UnexpectedSwitch,
-    /// A Content-Length that is not a decimal number that fits in 64 bits.
+    /// A Content-Length that is not a decimal number that fits in 64 bits (an empty one,
+    /// or an empty item in a list of them, included).
     BadContentLength,
     /// Content-Length given twice with different values.
     ConflictingLength,
@@ -107,7 +108,18 @@ pub struct Head {
     raw: Vec<u8>,
     status: u16,
     reason: String,
-    fields: Vec<(String, String)>,
+    fields: Vec<Field>,
+}
+
+/// One field line (with the lines folded into it), its value both as text and as the bytes
+/// it arrived as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Field {
+    name: String,
+    /// The value as text for messages and decisions (see [`printable`]).
+    text: String,
+    /// The value's bytes without surrounding blanks, each fold replaced by one space.
+    bytes: Vec<u8>,
 }
 
 impl Head {
@@ -136,6 +148,12 @@ impl Head {
         self.values(name).next()
     }
 
+    /// The first value of field `name` as the bytes it arrived as (a fold read as one
+    /// space), for a value whose every byte matters, such as a Location to follow.
+    pub fn field_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.named(name).map(|f| f.bytes.as_slice()).next()
+    }
+
     /// Every value of field `name`, each comma-separated list item on its own.
     fn list<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
         self.values(name)
@@ -145,10 +163,13 @@ impl Head {
     }
 
     fn values<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        self.named(name).map(|f| f.text.as_str())
+    }
+
+    fn named<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a Field> + use<'a, 'n> {
         self.fields
             .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .filter(move |f| f.name.eq_ignore_ascii_case(name))
     }
 }
 
@@ -442,10 +463,14 @@ fn could_be_status(start: &[u8]) -> bool {
 fn parse_head(raw: Vec<u8>) -> Result<Head, Error> {
     let mut lines = raw.split(|&b| b == b'\n').map(trim_eol);
     let (status, reason) = parse_status_line(lines.next().unwrap_or_default())?;
-    let fields = lines
-        .take_while(|line| !line.is_empty())
-        .map(parse_field)
-        .collect::<Result<_, _>>()?;
+    let mut fields: Vec<Field> = Vec::new();
+    for line in lines.take_while(|line| !line.is_empty()) {
+        if line.starts_with(b" ") || line.starts_with(b"\t") {
+            unfold(fields.last_mut().ok_or(Error::BadField)?, line);
+        } else {
+            fields.push(parse_field(line)?);
+        }
+    }
     Ok(Head {
         raw,
         status,
@@ -476,7 +501,7 @@ fn parse_status_line(line: &[u8]) -> Result<(u16, String), Error> {
 }
 
 /// `name: value`, the name a token, the value without surrounding blanks.
-fn parse_field(line: &[u8]) -> Result<(String, String), Error> {
+fn parse_field(line: &[u8]) -> Result<Field, Error> {
     let colon = line
         .iter()
         .position(|&b| b == b':')
@@ -486,7 +511,23 @@ fn parse_field(line: &[u8]) -> Result<(String, String), Error> {
         return Err(Error::BadField);
     }
     let value = value.get(1..).unwrap_or_default().trim_ascii();
-    Ok((String::from_utf8_lossy(name).into_owned(), printable(value)))
+    Ok(Field {
+        name: String::from_utf8_lossy(name).into_owned(),
+        text: printable(value),
+        bytes: value.to_vec(),
+    })
+}
+
+/// A line that starts with a blank continues the field before it (obsolete line folding):
+/// RFC 9112 section 5.2 has a user agent replace the fold with a space, as here, rather than
+/// refuse the response.
+fn unfold(field: &mut Field, line: &[u8]) {
+    let more = line.trim_ascii();
+    if !field.bytes.is_empty() && !more.is_empty() {
+        field.bytes.push(b' ');
+    }
+    field.bytes.extend_from_slice(more);
+    field.text = printable(&field.bytes);
 }
 
 /// Text for messages and decisions: control characters (a stray CR, NUL, an escape
@@ -502,20 +543,44 @@ fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// The Content-Length, if any: every value given must be the same number.
+/// The Content-Length, if any: every value given must be the same number. An empty value,
+/// or an empty item in a list (`5,`), is no number (RFC 9110 section 8.6) and not the
+/// absence of one.
 fn content_length(head: &Head) -> Result<Option<u64>, Error> {
     let mut length = None;
-    for item in head.list("Content-Length") {
-        if !item.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::BadContentLength);
-        }
-        let value: u64 = item.parse().map_err(|_| Error::BadContentLength)?;
+    let items = head
+        .named("Content-Length")
+        .flat_map(|field| field.bytes.split(|&b| b == b','))
+        .map(trim_ows);
+    for item in items {
+        let value = decimal(item).ok_or(Error::BadContentLength)?;
         if length.is_some_and(|known| known != value) {
             return Err(Error::ConflictingLength);
         }
         length = Some(value);
     }
     Ok(length)
+}
+
+/// `1*DIGIT` as a number, if it is one and fits in 64 bits.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        let digit = char::from(d).to_digit(10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
+/// `bytes` without the spaces and tabs around it (HTTP's optional whitespace).
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !matches!(b, b' ' | b'\t'));
+    let end = bytes.iter().rposition(|b| !matches!(b, b' ' | b'\t'));
+    match (start, end) {
+        (Some(start), Some(end)) => bytes.get(start..=end).unwrap_or_default(),
+        _ => &[],
+    }
 }
 
 /// Whether the body is chunked; `chunked` is the only transfer coding understood.

@@ -145,6 +145,20 @@ impl Output {
         Ok(())
     }
 
+    /// Hands on what is buffered when someone may be reading as it arrives: stdout, or a
+    /// file written in place (a FIFO, a terminal). The caller calls it when the network has
+    /// nothing more for now, so that a slow stream shows live while a fast one is still
+    /// written in blocks of [`WRITE_BUFFER`]. A file being saved gains nothing from it.
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        let writer: &mut dyn Write = match &mut self.sink {
+            Sink::Stdout(out) => out,
+            Sink::InPlace(file) => file,
+            Sink::Temp { .. } => return Ok(()),
+        };
+        let name = &self.name;
+        unwritable(writer.flush(), || format!("cannot write to {name}"))
+    }
+
     /// The body is complete: flush it and put the file in place. Returns the number of
     /// bytes and the name the file got.
     pub fn finish(self) -> anyhow::Result<(u64, String)> {

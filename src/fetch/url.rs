@@ -319,6 +319,22 @@ fn remove_dot_segments(path: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
+/// A Location's bytes as text for [`Url::redirect`]: every byte that is a control, DEL or
+/// not ASCII is percent-encoded as it is (`\xFF` as `%FF`, `\x01` as `%01`), so that the
+/// request carries the bytes the server sent, never a replacement character or a space put
+/// in their place.
+pub fn location(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &byte in bytes {
+        if !(b' '..0x7f).contains(&byte) {
+            out.push_str(&format!("%{byte:02X}"));
+        } else {
+            out.push(char::from(byte));
+        }
+    }
+    out
+}
+
 /// Percent-encodes what a request line cannot carry; `%` itself passes through as given.
 fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -430,6 +446,24 @@ mod tests {
         for (location, expected) in cases {
             assert_eq!(base.redirect(location).unwrap(), expected, "{location}");
         }
+    }
+
+    #[test]
+    fn location_bytes_are_percent_encoded_as_they_came() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"/a\xffb", "/a%FFb"),
+            (b"/a\x01b", "/a%01b"),
+            (b"/\xc3\xa9 x\x7f", "/%C3%A9 x%7F"),
+            (b"/%41?q=%ff", "/%41?q=%ff"),
+        ];
+        for (bytes, text) in cases {
+            assert_eq!(location(bytes), *text, "{bytes:?}");
+        }
+        let base = target("h", 80, "/dir/page");
+        let followed = base.redirect(&location(b"/a\xff\x01 b")).unwrap();
+        assert_eq!(followed, target("h", 80, "/a%FF%01%20b"));
+        let relative = base.redirect(&location(b"\xfe")).unwrap();
+        assert_eq!(relative, target("h", 80, "/dir/%FE"));
     }
 
     #[test]

@@ -169,6 +169,79 @@ fn control_characters_in_values_read_as_spaces() {
     assert_eq!(head.raw(), input);
 }
 
+/// The final header block of `input`, read whole, byte by byte and in random splits: all
+/// must agree.
+fn final_head_every_way(input: &[u8]) -> Head {
+    let read_head = |pieces: &[Vec<u8>]| -> Head {
+        let mut reader = ResponseReader::new();
+        let mut last = None;
+        for piece in pieces {
+            let mut rest = piece.as_slice();
+            while !rest.is_empty() && !reader.is_done() {
+                let (used, event) = reader.feed(rest).expect("a valid response");
+                if let Some(Event::Head(head)) = event {
+                    last = Some(head);
+                }
+                rest = &rest[used..];
+            }
+        }
+        last.expect("a header block")
+    };
+    let whole = read_head(&[input.to_vec()]);
+    let bytes: Vec<Vec<u8>> = input.iter().map(|&b| vec![b]).collect();
+    assert_eq!(read_head(&bytes), whole, "byte by byte: {input:?}");
+    let mut rng = Rng::new(input.len() as u64 + 11);
+    for _ in 0..8 {
+        assert_eq!(read_head(&rng.split(input)), whole, "random split");
+    }
+    whole
+}
+
+#[test]
+fn an_obs_fold_reads_as_one_space() {
+    // (field lines, field, its value as text, its value's bytes)
+    let cases: &[(&[u8], &str, &str, &[u8])] = &[
+        (
+            b"X-A: a\r\n  continued",
+            "X-A",
+            "a continued",
+            b"a continued",
+        ),
+        (b"X-A: a\r\n\tb\r\n c", "x-a", "a b c", b"a b c"),
+        (b"X-A: a\n b", "X-A", "a b", b"a b"),
+        (b"X-A:\r\n b", "X-A", "b", b"b"),
+        (b"X-A: a\r\n \r\nX-B: c", "X-A", "a", b"a"),
+        (b"X-A: a\r\n \r\nX-B: c", "X-B", "c", b"c"),
+        (
+            b"Location: /a\r\n b\xff",
+            "Location",
+            "/a b\u{fffd}",
+            b"/a b\xff",
+        ),
+    ];
+    for (fields, name, text, bytes) in cases {
+        let mut input = b"HTTP/1.1 200 OK\r\n".to_vec();
+        input.extend(*fields);
+        input.extend(b"\r\nContent-Length: 0\r\n\r\n");
+        let head = final_head_every_way(&input);
+        let shown = String::from_utf8_lossy(fields);
+        assert_eq!(head.field(name), Some(*text), "{shown}");
+        assert_eq!(head.field_bytes(name), Some(*bytes), "{shown}");
+        assert_eq!(head.raw(), input, "the block is kept as received");
+    }
+    let folded_length = b"HTTP/1.1 200 OK\r\nContent-Length:\r\n 5\r\n\r\nhello";
+    assert_eq!(body_of(folded_length, false), b"hello");
+}
+
+#[test]
+fn field_bytes_are_the_bytes_received() {
+    let input = b"HTTP/1.1 302 Found\r\nLocation:  /a\x01b\xffc\x7f \r\nContent-Length: 0\r\n\r\n";
+    let head = final_head_every_way(input);
+    assert_eq!(head.field_bytes("location"), Some(&b"/a\x01b\xffc\x7f"[..]));
+    assert_eq!(head.field("Location"), Some("/a b\u{fffd}c "));
+    assert_eq!(head.field_bytes("X-None"), None);
+}
+
 #[test]
 fn interim_responses_come_before_the_final_one() {
     let input = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n\
@@ -212,7 +285,11 @@ fn every_malformed_or_hostile_response_is_refused() {
         ("HTTP/1.1 600 High\r\n".into(), false, Error::BadStatusLine),
         ("HTTP/1.x 200 OK\r\n".into(), false, Error::BadStatusLine),
         (head("NoColon"), false, Error::BadField),
-        (head("X-A: 1\r\n folded"), false, Error::BadField),
+        (
+            "HTTP/1.1 200 OK\r\n folded: before any field\r\n\r\n".into(),
+            false,
+            Error::BadField,
+        ),
         (head("Bad Name: 1"), false, Error::BadField),
         (head(": empty name"), false, Error::BadField),
         (
@@ -231,6 +308,24 @@ fn every_malformed_or_hostile_response_is_refused() {
             Error::ConflictingLength,
         ),
         (head("Content-Length: -1"), false, Error::BadContentLength),
+        (head("Content-Length:"), false, Error::BadContentLength),
+        (head("Content-Length:   "), false, Error::BadContentLength),
+        (head("Content-Length: ,"), false, Error::BadContentLength),
+        (head("Content-Length: , ,"), false, Error::BadContentLength),
+        (head("Content-Length: 5,"), false, Error::BadContentLength),
+        (head("Content-Length: ,5"), false, Error::BadContentLength),
+        (head("Content-Length: 5,,5"), false, Error::BadContentLength),
+        (
+            head("Content-Length: 5\r\nContent-Length:"),
+            false,
+            Error::BadContentLength,
+        ),
+        (
+            head("Content-Length: 5\x00"),
+            false,
+            Error::BadContentLength,
+        ),
+        (head("Content-Length: 5 5"), false, Error::BadContentLength),
         (head("Content-Length: +5"), false, Error::BadContentLength),
         (head("Content-Length: 0x10"), false, Error::BadContentLength),
         (
