@@ -180,7 +180,7 @@ pub fn curl(kind: Option<Kind>) -> u8 {
 /// The table `fetch --help` shows.
 pub const CURL_TABLE: &str = "\
 Exit status (curl's numbers, so scripts written for curl read them alike):
-  0   success                          22  --fail and a status of 400 or more
+  0   success                          22  -f/--fail-with-body and a 400+ status
   1   unsupported scheme               23  cannot write the file or stdout
   2   usage                            28  timed out
   3   malformed TARGET or Location     35  TLS handshake failed

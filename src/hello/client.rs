@@ -11,6 +11,9 @@ pub use super::protocol::Mode;
 use super::protocol::{exit_message, Exchange, Mismatch, Replies, GREETING};
 use crate::net::{self, IoContext, RECV_SIZE};
 
+/// How long the prompt may take to reach the terminal before the client carries on.
+const PROMPT_FLUSH: Duration = Duration::from_millis(200);
+
 /// What `sockdemo client` is to do.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -86,6 +89,8 @@ fn names_from(
             // Through the one stderr writer: a closed stderr must not panic, and the prompt
             // must not land inside a log line.
             crate::console::print("name> ");
+            // Shown before the next reply is printed (bounded: a stuck stderr cannot hold us).
+            crate::console::global().flush(PROMPT_FLUSH);
         }
         let mut line = Vec::new();
         match input.read_until(b'\n', &mut line) {
