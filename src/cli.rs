@@ -270,6 +270,7 @@ impl From<BenchArgs> for bench::Config {
             mode: mode(args.lines),
             timeout: args.timeout,
             json: args.json,
+            thread_budget: thread_budget(),
         }
     }
 }
@@ -278,6 +279,15 @@ impl From<DemoArgs> for demo::Config {
     fn from(_: DemoArgs) -> Self {
         demo::Config {}
     }
+}
+
+/// Stands in for the system's thread limits when set to a number, so that tests can reach
+/// them without thousands of threads. Not in `--help`: it is not for users.
+pub const THREAD_BUDGET_ENV: &str = "SOCKDEMO_THREAD_BUDGET";
+
+/// [`THREAD_BUDGET_ENV`]'s number, if it is set to one.
+fn thread_budget() -> Option<usize> {
+    std::env::var(THREAD_BUDGET_ENV).ok()?.trim().parse().ok()
 }
 
 fn mode(lines: bool) -> Mode {
