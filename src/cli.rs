@@ -213,6 +213,7 @@ impl From<ServeArgs> for server::Config {
             max_connections: args.max_connections as usize,
             idle_timeout: net::optional(args.idle_timeout),
             delay: args.delay,
+            thread_budget: thread_budget(),
         }
     }
 }

@@ -40,12 +40,12 @@ fn slow_loris_connections_time_out_and_a_real_client_gets_in() {
 fn without_an_idle_timeout_the_wait_is_explained_in_the_log() {
     let mut server = Server::start(&["--max-connections", "50", "--idle-timeout", "0"]);
     let mut loris = silent_connections(&server, 50);
+    let mut real = connect(server.addr);
     let line = server.wait_for_log("new clients wait");
     assert!(
         line.contains("50 connections open (--max-connections)"),
         "{line}"
     );
-    let mut real = connect(server.addr);
     loris.truncate(49);
     assert_eq!(read_n(&mut real, 8), b"Welcome!");
     server.wait_for_log("accepting again");

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod client;
+mod listen;
 pub mod protocol;
 pub mod proxy;
 pub mod server;
