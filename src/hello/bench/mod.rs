@@ -26,7 +26,7 @@
 //! its figures.
 //!
 //! Every client is a thread, so CLIENTS beyond what the system can give threads to (see
-//! [`threads`](super::threads)) is refused before anything starts, rather than left to a
+//! [`threads`]) is refused before anything starts, rather than left to a
 //! thread creation that can abort the process.
 
 mod latency;
