@@ -541,14 +541,19 @@ impl Shared {
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits up to [`THREAD_KEEPALIVE`] for a connection to be handed over; `None` when the
-    /// calling thread should exit instead.
-    fn next_connection(&self) -> Option<Conn> {
+    /// Gives back `slot` and waits up to [`THREAD_KEEPALIVE`] for a connection to be handed
+    /// over; `None` when the calling thread should exit instead. The thread counts as idle
+    /// before the slot is free, so the client admitted to that slot is handed to it rather
+    /// than to a new thread the system may refuse while this one still exists.
+    fn next_connection(&self, slot: Slot<'_>) -> Option<Conn> {
         let mut pool = self.pool_lock();
         if pool.idle >= self.idle_max {
             return None;
         }
         pool.idle += 1;
+        drop(pool);
+        drop(slot);
+        let mut pool = self.pool_lock();
         let deadline = Instant::now() + THREAD_KEEPALIVE;
         loop {
             if let Some(conn) = pool.queue.pop_front() {
@@ -591,10 +596,9 @@ fn connection_thread(first: Conn, shared: &Shared, serve: impl Fn(&Conn)) {
             id: conn.id,
         };
         serve(&conn);
-        drop(slot);
-        // Close the socket now, not when the next connection arrives.
+        // The socket closes as the slot is given back, not when the next connection comes.
         drop(conn);
-        next = shared.next_connection();
+        next = shared.next_connection(slot);
     }
 }
 
