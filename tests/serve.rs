@@ -426,6 +426,8 @@ fn a_host_with_two_addresses_is_listened_on_at_both() {
         .arg(common::BIN)
         .env_remove("RUST_LOG");
     let mut server = Server::spawn(cmd);
+    // Listening means the hosts file is mounted and read: it is not needed any more.
+    let _ = std::fs::remove_dir_all(&dir);
     let second = server.wait_for_log("Listening on ");
     let second: std::net::SocketAddr = second
         .split("Listening on ")
@@ -434,7 +436,6 @@ fn a_host_with_two_addresses_is_listened_on_at_both() {
         .trim()
         .parse()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     let both = [server.addr, second];
     assert!(both[0].is_ipv6() && both[1].is_ipv4(), "{both:?}");
     assert_eq!(both[0].port(), both[1].port(), "{both:?}");
