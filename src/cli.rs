@@ -84,7 +84,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// Names to send, one message each; without any, names are read from stdin, one per line
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", value_parser = name_parser())]
     pub names: Vec<OsString>,
     /// Server to connect to (a name is resolved and every address tried in turn)
     #[arg(long, value_name = "ADDR", default_value = net::DEFAULT_HOST)]
@@ -213,6 +213,7 @@ impl From<ServeArgs> for server::Config {
             max_connections: args.max_connections as usize,
             idle_timeout: net::optional(args.idle_timeout),
             delay: args.delay,
+            thread_budget: thread_budget(),
         }
     }
 }
@@ -270,6 +271,7 @@ impl From<BenchArgs> for bench::Config {
             mode: mode(args.lines),
             timeout: args.timeout,
             json: args.json,
+            thread_budget: thread_budget(),
         }
     }
 }
@@ -278,6 +280,15 @@ impl From<DemoArgs> for demo::Config {
     fn from(_: DemoArgs) -> Self {
         demo::Config {}
     }
+}
+
+/// Stands in for the system's thread limits when set to a number, so that tests can reach
+/// them without thousands of threads. Not in `--help`: it is not for users.
+pub const THREAD_BUDGET_ENV: &str = "SOCKDEMO_THREAD_BUDGET";
+
+/// [`THREAD_BUDGET_ENV`]'s number, if it is set to one.
+fn thread_budget() -> Option<usize> {
+    std::env::var(THREAD_BUDGET_ENV).ok()?.trim().parse().ok()
 }
 
 fn mode(lines: bool) -> Mode {
@@ -310,6 +321,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration `{text}` is out of range"))
+}
+
+/// A NAME must be one message: not empty (an empty raw message cannot be sent) and without
+/// a line ending (the server would take it for the end of a line). Bytes that are not UTF-8
+/// are fine: they are sent as given.
+fn name_parser() -> impl clap::builder::TypedValueParser<Value = OsString> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new()
+        .try_map(|name: OsString| client::check_name(name.as_encoded_bytes()).map(|()| name))
 }
 
 /// `Name: value`, the way curl's -H takes it; the name must be a valid header token.
@@ -363,6 +383,20 @@ mod tests {
     fn bad_durations_are_rejected_with_a_hint() {
         for text in ["", "s", "1x", "-1s", "1.2.3", "ms5", "1e400"] {
             assert!(parse_duration(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_name_must_be_one_message() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["sockdemo", "client"], args].concat());
+        assert!(parse(&["Michael", "Zoë"]).is_ok());
+        for bad in ["", "a\nb", "a\r", "\n"] {
+            let err = parse(&["Michael", bad]).expect_err(bad);
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad:?}"
+            );
         }
     }
 

@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn a_socket_timeout_is_28_wherever_it_happened() {
-        let timed_out: anyhow::Result<()> = Err(io::Error::from(io::ErrorKind::WouldBlock))
+        let timed_out: anyhow::Result<()> = Err(net::timed_out(io::ErrorKind::WouldBlock.into()))
             .io_context(|| "cannot read from x")
             .tag(Kind::Receive);
         let err = timed_out.unwrap_err();

@@ -265,3 +265,116 @@ fn bench_works_over_ipv6_too() {
     assert_eq!(number(&json, "messages"), 10.0);
     assert!(field(&json, "target").starts_with("\"[::1]:"), "{json}");
 }
+
+#[test]
+fn clients_beyond_the_thread_budget_are_refused_before_any_starts() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("local address");
+    let mut cmd = sockdemo([
+        "bench",
+        "--port",
+        &addr.port().to_string(),
+        "-c",
+        "100",
+        "-n",
+        "1",
+    ]);
+    // Stands in for a system that can give 50 more threads.
+    cmd.env("SOCKDEMO_THREAD_BUDGET", "50");
+    let out = run(&mut cmd, STEP);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: cannot run 100 clients, one thread each: at most 50 more threads are \
+         allowed; use -c 42 or fewer\n"
+    );
+    assert_eq!(stdout(&out), "");
+    let accepted = listener.accept();
+    assert!(
+        matches!(&accepted, Err(e) if e.kind() == ErrorKind::WouldBlock),
+        "a client connected: {accepted:?}"
+    );
+}
+
+/// Greets, then drips each reply a byte every 250 ms.
+fn dripping_replies(mut stream: TcpStream) {
+    let _ = stream.write_all(b"Welcome!");
+    let mut buf = [0; 1024];
+    let Ok(n) = stream.read(&mut buf) else { return };
+    let reply = [b"Hello, ".as_slice(), &buf[..n], b"!"].concat();
+    for byte in reply {
+        if stream.write_all(&[byte]).is_err() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_reply_dripped_past_the_timeout_is_a_timeout_however_steady_the_drip() {
+    let addr = fake_server(1, dripping_replies);
+    let began = Instant::now();
+    let mut cmd = sockdemo([
+        "bench",
+        "--port",
+        &addr.port().to_string(),
+        "--timeout",
+        "1s",
+        "-c",
+        "1",
+        "-n",
+        "1",
+    ]);
+    let out = run(&mut cmd, STEP);
+    let took = began.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cannot read the reply from"), "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+}
+
+#[test]
+fn a_duration_too_long_to_add_up_runs_until_stopped() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let (counted, rounds) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        stream.set_read_timeout(Some(STEP)).expect("timeout");
+        let _ = stream.write_all(b"Welcome!");
+        let mut buf = [0; 1024];
+        while let Ok(n @ 1..) = stream.read(&mut buf) {
+            let reply = [b"Hello, ".as_slice(), &buf[..n], b"!"].concat();
+            if stream.write_all(&reply).is_err() {
+                return;
+            }
+            let _ = counted.send(());
+        }
+    });
+    let mut child = sockdemo([
+        "bench",
+        "--port",
+        &addr.port().to_string(),
+        "-c",
+        "1",
+        "--duration",
+        "10000000000000000000",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("spawn bench");
+    let ran = (0..50).all(|_| rounds.recv_timeout(STEP).is_ok());
+    let still_running = child.try_wait().expect("wait").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ran, "fewer than 50 round trips");
+    assert!(
+        still_running,
+        "bench ended although its duration cannot end"
+    );
+}

@@ -228,3 +228,100 @@ fn a_terminal_gets_a_prompt_for_each_name() {
         "{screen:?}"
     );
 }
+
+#[test]
+fn an_empty_name_or_one_with_a_line_ending_is_a_usage_error_before_anything_is_sent() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    for bad in ["", "Tracy\n", "a\nb", "Sarah\r"] {
+        let output = run(&mut client(port, &["--timeout", "0", "Michael", bad]), STEP);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            stderr(&output)
+        );
+        let err = stderr(&output);
+        assert!(err.starts_with("error: invalid value"), "{bad:?}: {err}");
+        assert!(
+            err.contains("a name cannot be empty") || err.contains("a line ending"),
+            "{bad:?}: {err}"
+        );
+        assert_eq!(stdout(&output), "");
+    }
+    let accepted = listener.accept();
+    assert!(
+        matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the client connected: {accepted:?}"
+    );
+}
+
+#[test]
+fn a_reply_dripped_a_byte_at_a_time_is_bounded_by_the_timeout_as_a_whole() {
+    let (addr, peer) = peer(|mut s| {
+        s.write_all(b"Welcome!").unwrap();
+        assert_eq!(read_exactly(&mut s, 5), b"Sarah");
+        // Each byte well inside the timeout; the reply as a whole far beyond it.
+        for byte in b"Hello, Sarah!" {
+            if s.write_all(&[*byte]).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let started = Instant::now();
+    let output = run(
+        &mut client(addr.port(), &["--timeout", "1s", "Sarah"]),
+        STEP,
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        format!("error: cannot read the reply from {addr}: timed out\n")
+    );
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2500),
+        "{elapsed:?}"
+    );
+    peer.join().unwrap();
+}
+
+#[test]
+fn a_stdin_line_longer_than_the_servers_limit_is_refused_as_it_arrives() {
+    let server = Server::start(&[]);
+    let mut child = client(server.addr.port(), &[])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the client");
+    // A megabyte without a newline, and stdin kept open after it: a client that waited for
+    // the end of the line would wait (and grow) for ever; it must give up at 64 KiB.
+    let mut stdin = child.stdin.take().expect("stdin");
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(&vec![b'x'; 1024 * 1024]);
+        let _ = finished.recv_timeout(STEP);
+    });
+    let output = common::wait_output(child, STEP);
+    drop(done);
+    writer.join().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "Welcome!\n");
+    assert_eq!(
+        stderr(&output),
+        "error: cannot read a name from stdin: a line is longer than 65536 bytes, \
+         the server's limit\n"
+    );
+    // A name of exactly the limit, sent as a line, still goes through.
+    let name = "n".repeat(65536);
+    let output = run_with_input(
+        &mut client(server.addr.port(), &["--lines"]),
+        format!("{name}\r\n").as_bytes(),
+        STEP,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), format!("Welcome!\nHello, {name}!\n"));
+}

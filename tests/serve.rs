@@ -201,9 +201,9 @@ fn at_max_connections_a_third_client_waits_until_one_leaves() {
     let mut server = Server::start(&["--max-connections", "2"]);
     let mut first = greeted(&server);
     let _second = greeted(&server);
-    server.wait_for_log("new clients wait");
 
     let mut third = connect(server.addr);
+    server.wait_for_log("new clients wait");
     third
         .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
@@ -393,4 +393,140 @@ fn a_privileged_port_without_the_right_says_so() {
         "error: cannot listen on 127.0.0.1:80: permission denied \
          (ports below 1024 need root or CAP_NET_BIND_SERVICE)\n"
     );
+}
+
+#[test]
+fn a_host_with_two_addresses_is_listened_on_at_both() {
+    // A private mount namespace whose /etc/hosts gives one name both loopback addresses, as
+    // `localhost` has on many systems.
+    let dir = std::env::temp_dir().join(format!("sockdemo-hosts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "::1 both.test\n127.0.0.1 both.test\n").unwrap();
+    let probe = Command::new("unshare")
+        .args(["--mount", "true"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !probe
+        || TcpStream::connect("[::1]:1")
+            .is_err_and(|e| e.kind() != std::io::ErrorKind::ConnectionRefused)
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "cannot test on CI: no mount namespace or IPv6"
+        );
+        eprintln!("skipped: no mount namespace (unshare --mount) or no IPv6 loopback here");
+        return;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "sh", "-c"])
+        .arg("mount --bind \"$0\" /etc/hosts && exec \"$1\" serve --host both.test --port 0")
+        .arg(&hosts)
+        .arg(common::BIN)
+        .env_remove("RUST_LOG");
+    let mut server = Server::spawn(cmd);
+    // Listening means the hosts file is mounted and read: it is not needed any more.
+    let _ = std::fs::remove_dir_all(&dir);
+    let second = server.wait_for_log("Listening on ");
+    let second: std::net::SocketAddr = second
+        .split("Listening on ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let both = [server.addr, second];
+    assert!(both[0].is_ipv6() && both[1].is_ipv4(), "{both:?}");
+    assert_eq!(both[0].port(), both[1].port(), "{both:?}");
+    for addr in both {
+        let mut stream = connect(addr);
+        assert_eq!(read_n(&mut stream, 8), b"Welcome!");
+        round_trip(&mut stream, b"both", b"Hello, both!");
+    }
+    // The tutorial's client knows only 127.0.0.1.
+    let output = run(
+        Command::new("python3")
+            .arg(format!("{PEERS}/tutorial_client.py"))
+            .arg(server.port()),
+        STEP,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn three_hundred_clients_at_one_connection_log_one_pause_not_one_per_client() {
+    let mut server = Server::start(&["--max-connections", "1"]);
+    let addr = server.addr;
+    let clients: Vec<_> = (0..300)
+        .map(|i| {
+            thread::spawn(move || {
+                let mut stream = connect(addr);
+                assert_eq!(read_n(&mut stream, 8), b"Welcome!");
+                let name = format!("c{i}\n");
+                round_trip(
+                    &mut stream,
+                    name.as_bytes(),
+                    format!("Hello, c{i}!\n").as_bytes(),
+                );
+                stream.write_all(b"exit\n").unwrap();
+                assert_eq!(read_to_close(&mut stream), b"");
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("client");
+    }
+    server.wait_for_log("accepting again");
+    let log = server.log();
+    let pauses = log
+        .iter()
+        .filter(|l| l.contains("new clients wait"))
+        .count();
+    let resumptions = log.iter().filter(|l| l.contains("accepting again")).count();
+    // Once per episode: clients that trickle in may make a few, never one per client.
+    assert!((1..=10).contains(&pauses), "{pauses} pause lines");
+    assert!(resumptions <= pauses, "{resumptions} for {pauses} pauses");
+}
+
+#[test]
+fn exit_with_bytes_behind_it_ends_with_fin_after_the_replies() {
+    let server = Server::start(&[]);
+    for _ in 0..20 {
+        let mut stream = greeted(&server);
+        // One write: two lines, exit, and more the server will not answer.
+        let mut pipelined = b"a\nb\nexit\n".to_vec();
+        pipelined.extend(b"more after exit\n".repeat(2000));
+        stream.write_all(&pipelined).unwrap();
+        let mut got = Vec::new();
+        let outcome = stream.read_to_end(&mut got);
+        assert!(
+            outcome.is_ok(),
+            "{outcome:?} after {got:?}: a reset, not a clean close"
+        );
+        assert_eq!(got, b"Hello, a!\nHello, b!\n");
+    }
+}
+
+#[test]
+fn a_delay_too_long_to_add_up_sleeps_instead_of_panicking() {
+    let mut server = Server::start(&["--max-connections", "2", "--delay", "10000000000000000000"]);
+    let mut stream = greeted(&server);
+    // Two replies in one chunk: the delay is multiplied by two.
+    stream.write_all(b"a\nb\n").unwrap();
+    let local = stream.local_addr().unwrap();
+    server.wait_for_log(&format!("Accept new connection from {local}"));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        let log = server.log();
+        assert!(
+            !log.iter().any(|l| l.contains("panicked")),
+            "{}",
+            log.join("\n")
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    // The sleeping connection holds its slot; the other is free (a greeting is not delayed).
+    let _other = greeted(&server);
+    assert!(server.child.try_wait().unwrap().is_none(), "server exited");
 }

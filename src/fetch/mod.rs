@@ -235,8 +235,7 @@ impl<S: Read + Write> Conversation<'_, S> {
             debug!("> {line}");
         }
         let peer = self.peer;
-        self.stream
-            .write_all(request)
+        net::send(&mut self.stream, request)
             .io_context(|| format!("cannot send the request to {peer}"))
             .tag(Kind::Connect)
     }

@@ -2,13 +2,17 @@
 //! plus names from stdin. Replies are checked by [`Replies`], not taken one per receive:
 //! the reply to `M` is `Hello, M!`, so a reply split across segments, or longer than one
 //! receive, is still printed whole and next to the right name.
+//!
+//! `--timeout` is a deadline for each whole reply, not a limit on each receive: before every
+//! receive the socket's read timeout is set to the time left, so a server that drips a reply
+//! a byte at a time cannot hold the client longer than the timeout.
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use super::protocol::Mode;
-use super::protocol::{exit_message, Exchange, Mismatch, Replies, GREETING};
+use super::protocol::{exit_message, Exchange, Mismatch, Replies, GREETING, MAX_LINE};
 use crate::net::{self, IoContext, RECV_SIZE};
 
 /// How long the prompt may take to reach the terminal before the client carries on.
@@ -23,7 +27,7 @@ pub struct Config {
     pub host: String,
     /// The server's port.
     pub port: u16,
-    /// Bounds the connect and each reply (zero: none).
+    /// Bounds the connect and each whole reply (zero: none).
     pub timeout: Duration,
     /// Raw messages (the tutorial's) or lines.
     pub mode: Mode,
@@ -31,6 +35,11 @@ pub struct Config {
 
 /// `sockdemo client`.
 pub fn run(config: Config) -> anyhow::Result<()> {
+    for name in &config.names {
+        check_name(name).map_err(|why| {
+            anyhow::anyhow!("invalid name {:?}: {why}", String::from_utf8_lossy(name))
+        })?;
+    }
     let mut conn = Connection::open(&config.host, config.port, config.timeout)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -71,6 +80,19 @@ pub fn talk<S: Read + Write>(
     conn.send(exit_message(mode))
 }
 
+/// Whether `name` can be sent as one message: not empty (an empty raw message cannot be
+/// sent, and the server would wait for it forever) and without `\r` or `\n` (which the
+/// server takes for the end of a line).
+pub fn check_name(name: &[u8]) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a name cannot be empty".to_string());
+    }
+    if name.contains(&b'\n') || name.contains(&b'\r') {
+        return Err("a name cannot contain a line ending (\\r or \\n)".to_string());
+    }
+    Ok(())
+}
+
 fn print_line(out: &mut impl Write, bytes: &[u8]) -> anyhow::Result<()> {
     out.write_all(bytes)
         .and_then(|()| out.write_all(b"\n"))
@@ -79,7 +101,8 @@ fn print_line(out: &mut impl Write, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Names from `input`, one per line; blank lines are skipped. On a terminal, a prompt on
-/// stderr asks for each.
+/// stderr asks for each. A line longer than the server's line limit is an error: no server
+/// could take it as one message, and reading it whole would hold it all in memory.
 fn names_from(
     mut input: impl BufRead,
     interactive: bool,
@@ -93,17 +116,55 @@ fn names_from(
             crate::console::global().flush(PROMPT_FLUSH);
         }
         let mut line = Vec::new();
-        match input.read_until(b'\n', &mut line) {
-            Ok(0) => return None,
-            Ok(_) => {}
+        match read_line(&mut input, &mut line) {
+            Ok(false) => return None,
+            Ok(true) => {}
             Err(err) => return Some(Err(err)),
         }
-        let name = line.strip_suffix(b"\n").unwrap_or(&line);
-        let name = name.strip_suffix(b"\r").unwrap_or(name);
+        let name = line.strip_suffix(b"\r").unwrap_or(&line);
+        if name.len() > MAX_LINE {
+            return Some(Err(line_too_long()));
+        }
         if !name.is_empty() {
             return Some(Ok(name.to_vec()));
         }
     })
+}
+
+/// Reads one line into `line`, without its `\n`; false at the end of input. A line longer
+/// than [`MAX_LINE`] (and a `\r`) is an error as soon as that many bytes have come, so that
+/// memory stays bounded whatever the input.
+fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<bool> {
+    loop {
+        let buf = match input.fill_buf() {
+            Ok(buf) => buf,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        if buf.is_empty() {
+            return Ok(!line.is_empty());
+        }
+        let (text, found) = match buf.iter().position(|&b| b == b'\n') {
+            Some(at) => (&buf[..at], true),
+            None => (buf, false),
+        };
+        if line.len() + text.len() > MAX_LINE + 1 {
+            return Err(line_too_long());
+        }
+        line.extend_from_slice(text);
+        let used = text.len() + usize::from(found);
+        input.consume(used);
+        if found {
+            return Ok(true);
+        }
+    }
+}
+
+fn line_too_long() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a line is longer than {MAX_LINE} bytes, the server's limit"),
+    )
 }
 
 /// A connection to a Hello server, over any stream (a socket, or a wrapper around one).
@@ -111,6 +172,16 @@ pub struct Connection<S = TcpStream> {
     stream: S,
     peer: SocketAddr,
     replies: Replies,
+    deadline: Option<ReplyDeadline<S>>,
+}
+
+/// What keeps a whole reply within its timeout: the stream's read timeout, set to the time
+/// left before each receive.
+struct ReplyDeadline<S> {
+    limit: Duration,
+    set_read_timeout: fn(&S, Option<Duration>) -> io::Result<()>,
+    /// The read timeout the stream has now.
+    current: Option<Duration>,
 }
 
 impl Connection {
@@ -129,7 +200,11 @@ impl Connection {
         let peer = stream
             .peer_addr()
             .io_context(|| "cannot read the server's address")?;
-        Ok(Connection::new(stream, peer))
+        let conn = Connection::new(stream, peer);
+        Ok(match net::optional(timeout) {
+            Some(limit) => conn.with_reply_timeout(limit, TcpStream::set_read_timeout),
+            None => conn,
+        })
     }
 }
 
@@ -140,7 +215,24 @@ impl<S: Read + Write> Connection<S> {
             stream,
             peer,
             replies: Replies::new(),
+            deadline: None,
         }
+    }
+
+    /// Bounds each whole reply by `limit`, with `set_read_timeout` reaching the socket under
+    /// the stream (for a `TcpStream`, `TcpStream::set_read_timeout`). Without it, only the
+    /// stream's own read timeout applies, to each receive.
+    pub fn with_reply_timeout(
+        mut self,
+        limit: Duration,
+        set_read_timeout: fn(&S, Option<Duration>) -> io::Result<()>,
+    ) -> Self {
+        self.deadline = Some(ReplyDeadline {
+            limit,
+            set_read_timeout,
+            current: None,
+        });
+        self
     }
 
     /// The server's address.
@@ -175,9 +267,13 @@ impl<S: Read + Write> Connection<S> {
             .io_context(|| format!("cannot send to {peer}"))
     }
 
-    /// Reads until exactly `expected` has arrived.
+    /// Reads until exactly `expected` has arrived, within the reply timeout if there is one.
     pub fn expect(&mut self, expected: &[u8], what: &str) -> anyhow::Result<()> {
         let peer = self.peer;
+        let deadline = self
+            .deadline
+            .as_ref()
+            .and_then(|d| Instant::now().checked_add(d.limit));
         let mut buf = [0u8; RECV_SIZE];
         loop {
             match self.replies.take(expected) {
@@ -188,13 +284,40 @@ impl<S: Read + Write> Connection<S> {
                     String::from_utf8_lossy(&got)
                 ),
             }
-            let n = net::recv(&mut self.stream, &mut buf)
+            let n = self
+                .time_left(deadline)
+                .and_then(|()| net::recv(&mut self.stream, &mut buf))
                 .io_context(|| format!("cannot read the {what} from {peer}"))?;
             if n == 0 {
                 anyhow::bail!("{peer} closed the connection before the {what} was complete");
             }
             self.replies.push(&buf[..n]);
         }
+    }
+}
+
+impl<S> Connection<S> {
+    /// Gives the stream a read timeout of the time left before `deadline`; `TimedOut` once
+    /// it has passed.
+    fn time_left(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        let (Some(timer), Some(deadline)) = (self.deadline.as_mut(), deadline) else {
+            return Ok(());
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        // Within 1% of what is set already: a receive may end that much off the deadline, and
+        // a reply that comes in one receive costs no system call for it.
+        if timer
+            .current
+            .is_some_and(|current| current.abs_diff(left) <= timer.limit / 100)
+        {
+            return Ok(());
+        }
+        (timer.set_read_timeout)(&self.stream, Some(left))?;
+        timer.current = Some(left);
+        Ok(())
     }
 }
 

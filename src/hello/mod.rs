@@ -4,6 +4,8 @@
 
 pub mod bench;
 pub mod client;
+mod listen;
 pub mod protocol;
 pub mod proxy;
 pub mod server;
+pub mod threads;

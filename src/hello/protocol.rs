@@ -13,6 +13,9 @@ pub const GREETING: &[u8] = b"Welcome!";
 pub const EXIT: &[u8] = b"exit";
 /// The longest line accepted in line mode, line ending excluded.
 pub const MAX_LINE: usize = 64 * 1024;
+/// The framer keeps a buffer for the start of a line up to this size between lines; one that
+/// a long line grew is given back, so an idle connection holds no more than a short one.
+const KEEP_PARTIAL: usize = 4 * 1024;
 
 /// What the server says before it drops a client whose line is too long.
 pub fn line_too_long() -> String {
@@ -213,6 +216,9 @@ impl Framer {
                 outcome.replies += 1;
             }
             self.partial.clear();
+            if self.partial.capacity() > KEEP_PARTIAL {
+                self.partial = Vec::new();
+            }
             if outcome.end.is_some() {
                 return self.finish(outcome, out);
             }
@@ -224,6 +230,11 @@ impl Framer {
         }
         self.partial.extend_from_slice(rest);
         outcome
+    }
+
+    /// Heap bytes the framer holds between chunks (for the start of a line).
+    pub fn capacity(&self) -> usize {
+        self.partial.capacity()
     }
 
     fn finish(&mut self, outcome: Outcome, out: &mut Vec<u8>) -> Outcome {
@@ -374,6 +385,24 @@ mod tests {
             out.len(),
             "Hello, start!\n".len() + "Hello, !\r\n".len() + MAX_LINE
         );
+    }
+
+    #[test]
+    fn a_long_line_gives_its_buffer_back_once_it_has_ended() {
+        let mut framer = Framer::new();
+        let mut out = Vec::new();
+        framer.push(b"start\n", &mut out);
+        for piece in vec![b'x'; MAX_LINE].chunks(1024) {
+            framer.push(piece, &mut out);
+        }
+        assert!(framer.capacity() >= MAX_LINE, "{}", framer.capacity());
+        // The end of the long line and the start of a short one, in one chunk.
+        let outcome = framer.push(b"\nsho", &mut out);
+        assert_eq!(outcome.replies, 1);
+        assert!(framer.capacity() <= KEEP_PARTIAL, "{}", framer.capacity());
+        out.clear();
+        framer.push(b"rt\n", &mut out);
+        assert_eq!(out, b"Hello, short!\n");
     }
 
     #[test]

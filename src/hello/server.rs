@@ -1,14 +1,22 @@
 //! The Hello server: bind, then one OS thread per accepted connection, as the tutorial
-//! teaches, made to hold up: the number of open connections is capped, idle and
-//! never-reading clients time out, accept errors are waited out instead of ending the
-//! server, and SIGINT/SIGTERM close everything and exit cleanly (another terminating
-//! signal closes everything too, then exits 128 + its number).
+//! teaches, made to hold up: the number of open connections is capped (by
+//! `--max-connections`, and by the threads the system can give), idle and never-reading
+//! clients time out, accept errors are waited out instead of ending the server, and
+//! SIGINT/SIGTERM close everything and exit cleanly (another terminating signal closes
+//! everything too, then exits 128 + its number).
 //!
 //! A thread that has finished its connection waits a few seconds for the next one before it
 //! exits. Each thread still serves one connection at a time; the cache only saves the cost
 //! of creating a thread when clients come and go quickly.
+//!
+//! At the cap, the accepting thread holds the client it has just accepted (ungreeted, as if
+//! still in the listen backlog) until a connection closes. A client that has to wait like
+//! this starts a pause, logged once; while the pause lasts, each free slot goes to a client
+//! already waiting in the backlog, and the first free slot that finds the backlog empty ends
+//! the pause, logged once too.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,9 +25,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
-use socket2::{Domain, Protocol, Socket, Type};
 
+use super::listen;
 use super::protocol::{End, Framer, GREETING};
+use super::threads;
 use crate::exit::Signalled;
 use crate::net::{self, describe, IoContext, RECV_SIZE};
 use crate::signals;
@@ -30,22 +39,29 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 const CONN_STACK: usize = 64 * 1024;
 /// Open connections at most, unless the config says otherwise.
 pub const MAX_CONNECTIONS: u32 = 1024;
-/// Connections the kernel may hold for us while we are not accepting (std's own is 128).
-const LISTEN_BACKLOG: i32 = 1024;
 /// How long a thread that has finished a connection waits for another before it exits.
 const THREAD_KEEPALIVE: Duration = Duration::from_secs(5);
 /// Threads kept waiting at most; beyond that a finished thread exits at once.
 const MAX_IDLE_THREADS: usize = 64;
+/// Threads of the process besides the connection threads (main, signals, the stderr writer,
+/// accepting threads, spare), counted against the system's thread budget.
+const OTHER_THREADS: usize = 8;
 /// How long shutdown waits for connection threads to notice their sockets closed.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// Back-off after a failed accept, doubling up to the maximum.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// After the server ends a conversation (`exit`, a refused line), how long and how much it
+/// still reads from the client before closing (see [`linger`]).
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 256 * 1024;
+/// A reply buffer that a long line grew past this is given back once the replies are sent.
+const KEEP_BUFFER: usize = 4 * RECV_SIZE;
 
 /// What `sockdemo serve` is to do.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The name or address to listen on.
+    /// The name or address to listen on (a name: every address it resolves to).
     pub host: String,
     /// The port (0: the system picks one).
     pub port: u16,
@@ -55,6 +71,9 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// Waited before each reply, as the tutorial's `time.sleep(1)`.
     pub delay: Duration,
+    /// How many more threads the system can give; `None`: read from the system's limits
+    /// (see [`threads`]).
+    pub thread_budget: Option<usize>,
 }
 
 impl Default for Config {
@@ -65,6 +84,7 @@ impl Default for Config {
             max_connections: MAX_CONNECTIONS as usize,
             idle_timeout: Some(Duration::from_secs(300)),
             delay: Duration::ZERO,
+            thread_budget: None,
         }
     }
 }
@@ -88,10 +108,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
 }
 
-/// A bound listener, ready to [`run`](Server::run).
+/// Bound listeners, ready to [`run`](Server::run).
 pub struct Server {
-    listener: TcpListener,
-    local: SocketAddr,
+    listeners: Vec<TcpListener>,
+    locals: Vec<SocketAddr>,
     config: Arc<Config>,
     shared: Arc<Shared>,
     /// Whether accepted sockets arrive with the listener's options (see [`Server::configure`]).
@@ -101,12 +121,11 @@ pub struct Server {
 /// Stops a running server from another thread.
 #[derive(Clone)]
 pub struct Handle {
-    local: SocketAddr,
+    locals: Vec<SocketAddr>,
     shared: Arc<Shared>,
 }
 
-/// What the accept loop and the connection threads share.
-#[derive(Default)]
+/// What the accepting threads and the connection threads share.
 struct Shared {
     stopping: AtomicBool,
     served: AtomicU64,
@@ -116,6 +135,8 @@ struct Shared {
     pool: Mutex<Pool>,
     /// Signalled when a connection is handed to a waiting thread or shutdown begins.
     work: Condvar,
+    /// Finished threads kept waiting for the next connection, at most.
+    idle_max: usize,
 }
 
 /// One accepted connection on its way to a thread.
@@ -134,69 +155,183 @@ struct Pool {
     queue: VecDeque<Conn>,
 }
 
-/// The open connections, kept so that shutdown can close them.
-#[derive(Default)]
+/// The open connections, kept so that shutdown can close them, and the cap on them.
 struct Open {
     next_id: u64,
     streams: HashMap<u64, Arc<TcpStream>>,
     /// Threads waiting on `changed`: closing a connection wakes no one when there are none.
     waiters: usize,
+    /// Connections admitted at most.
+    cap: usize,
+    /// What set the cap, as the pause line names it.
+    capped_by: CappedBy,
+    /// Whether clients are waiting at the cap (see the module's documentation).
+    paused: bool,
+}
+
+/// What the number of connections is capped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CappedBy {
+    /// `--max-connections`.
+    Flag,
+    /// The threads the system can give, as measured at the start.
+    Budget,
+    /// The system refused a thread.
+    Refusal,
+}
+
+impl fmt::Display for CappedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CappedBy::Flag => "--max-connections",
+            CappedBy::Budget => "as many as the system can give threads to",
+            CappedBy::Refusal => "as many as the system gave threads to",
+        })
+    }
+}
+
+/// How many connections to admit and how many finished threads to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Admission {
+    cap: usize,
+    idle_max: usize,
+    capped_by: CappedBy,
+}
+
+impl Admission {
+    /// `--max-connections`, within what `budget` threads allow: the connection threads, the
+    /// finished threads kept waiting, and the process's other threads must all fit in it.
+    fn within(max_connections: usize, budget: Option<threads::Budget>, listeners: usize) -> Self {
+        let wanted = max_connections.max(1);
+        let Some(budget) = budget else {
+            return Admission {
+                cap: wanted,
+                idle_max: MAX_IDLE_THREADS,
+                capped_by: CappedBy::Flag,
+            };
+        };
+        let spare = budget.threads.saturating_sub(OTHER_THREADS + listeners);
+        let idle_max = MAX_IDLE_THREADS.min(spare / 4);
+        let most = (spare - idle_max).max(1);
+        if wanted <= most {
+            return Admission {
+                cap: wanted,
+                idle_max,
+                capped_by: CappedBy::Flag,
+            };
+        }
+        warn!("Admitting at most {most} connections, not {wanted}: {budget}");
+        Admission {
+            cap: most,
+            idle_max,
+            capped_by: CappedBy::Budget,
+        }
+    }
 }
 
 impl Server {
-    /// Binds `config.host:config.port` and logs `Listening on` with the real address; port 0
-    /// picks a free port (see [`local_addr`]).
+    /// Binds every address of `config.host` on `config.port` and logs `Listening on` with
+    /// each real address; port 0 picks a free port (see [`local_addr`]).
     ///
     /// [`local_addr`]: Server::local_addr
     pub fn bind(config: Config) -> anyhow::Result<Server> {
         let addrs = net::resolve(&config.host, config.port, net::Family::Any)?;
-        let addr = addrs[0];
-        let listener = listen(addr, &config).map_err(|err| listen_error(addr, err))?;
-        let local = listener
-            .local_addr()
-            .io_context(|| format!("cannot read the address of {addr}"))?;
-        info!("Listening on {local}");
+        let listeners = listen::listen_all(&addrs, config.idle_timeout)?;
+        let mut locals = Vec::with_capacity(listeners.len());
+        for listener in &listeners {
+            let local = listener
+                .local_addr()
+                .io_context(|| format!("cannot read the address of {}", config.host))?;
+            info!("Listening on {local}");
+            locals.push(local);
+        }
+        let budget = threads::budget(config.thread_budget);
+        let admission = Admission::within(config.max_connections, budget, listeners.len());
         Ok(Server {
-            listener,
-            local,
+            listeners,
+            locals,
             config: Arc::new(config),
-            shared: Arc::default(),
+            shared: Arc::new(Shared::new(admission)),
             inherited: OnceLock::new(),
         })
     }
 
-    /// The address really bound (with the port the system picked for port 0).
+    /// The first address really bound (with the port the system picked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.locals[0]
+    }
+
+    /// Every address really bound, one per address of the host, all on one port.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.locals
     }
 
     /// A handle that can stop the server from another thread.
     pub fn handle(&self) -> Handle {
         Handle {
-            local: self.local,
+            locals: self.locals.clone(),
             shared: Arc::clone(&self.shared),
         }
     }
 
     /// Accepts and serves until [`Handle::shutdown`]; returns how many connections it served.
+    /// The first listener is accepted on by the calling thread, any other by one of its own.
     pub fn run(self) -> u64 {
         info!("Waiting for connection...");
+        thread::scope(|scope| {
+            for (listener, local) in self.listeners.iter().zip(&self.locals).skip(1) {
+                let spawned = thread::Builder::new()
+                    .name("hello-accept".to_string())
+                    .spawn_scoped(scope, || self.accept_loop(listener));
+                if let Err(err) = spawned {
+                    warn!("Cannot accept on {local}: no thread: {}", describe(&err));
+                }
+            }
+            self.accept_loop(&self.listeners[0]);
+        });
+        self.finish()
+    }
+
+    /// Accepts on one listener until shutdown.
+    fn accept_loop(&self, listener: &TcpListener) {
         let mut backoff = Backoff::default();
-        while self.wait_for_slot() {
-            match self.listener.accept() {
+        while !self.shared.stopping() {
+            match self.next_client(listener) {
                 Ok(_) if self.shared.stopping() => break,
                 Ok((stream, peer)) => {
                     backoff.succeeded();
-                    match self.configure(&stream) {
-                        Ok(()) => self.dispatch(stream, peer),
-                        Err(err) => warn!("Cannot set up {peer}, dropping it: {}", describe(&err)),
-                    }
+                    self.take(stream, peer);
                 }
                 Err(_) if self.shared.stopping() => break,
                 Err(err) => backoff.failed(&err),
             }
         }
-        self.finish()
+    }
+
+    /// The next client. During a pause, the next one already waiting in the backlog; when
+    /// there is none, the pause is over, and it is whoever connects next.
+    fn next_client(&self, listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+        if self.shared.paused() {
+            if let Some(client) = listen::try_accept(listener)? {
+                return Ok(client);
+            }
+            self.shared.resume();
+        }
+        listener.accept()
+    }
+
+    /// Sets up an accepted client, waits for a free slot for it, and hands it to a thread.
+    fn take(&self, stream: TcpStream, peer: SocketAddr) {
+        if let Err(err) = self.configure(&stream) {
+            warn!("Cannot set up {peer}, dropping it: {}", describe(&err));
+            return;
+        }
+        let stream = Arc::new(stream);
+        let Some(id) = self.shared.admit(&stream) else {
+            return;
+        };
+        self.shared.served.fetch_add(1, Ordering::Relaxed);
+        self.dispatch(Conn { id, stream, peer });
     }
 
     /// Gives an accepted socket TCP_NODELAY (one write per reply must leave at once) and the
@@ -215,32 +350,8 @@ impl Server {
         net::configure(stream, config.idle_timeout)
     }
 
-    /// Blocks while the server is at `max_connections`; false once shutdown has begun.
-    fn wait_for_slot(&self) -> bool {
-        let mut open = self.shared.lock();
-        let mut told = false;
-        while open.streams.len() >= self.config.max_connections && !self.shared.stopping() {
-            if !told {
-                info!(
-                    "{} connections open (--max-connections): new clients wait until one closes",
-                    open.streams.len()
-                );
-                told = true;
-            }
-            open = self.shared.wait_changed(open, None);
-        }
-        if told {
-            info!("A connection closed, accepting again");
-        }
-        !self.shared.stopping()
-    }
-
     /// Gives the connection to a waiting thread, or to a new one.
-    fn dispatch(&self, stream: TcpStream, peer: SocketAddr) {
-        let stream = Arc::new(stream);
-        let id = self.shared.register(Arc::clone(&stream));
-        self.shared.served.fetch_add(1, Ordering::Relaxed);
-        let conn = Conn { id, stream, peer };
+    fn dispatch(&self, conn: Conn) {
         let mut pool = self.shared.pool_lock();
         if pool.idle > pool.queue.len() {
             pool.queue.push_back(conn);
@@ -259,20 +370,19 @@ impl Server {
         let spawned = thread::Builder::new()
             .name("hello-conn".to_string())
             .stack_size(CONN_STACK)
-            .spawn(move || connection_thread(conn, &shared, &config));
+            .spawn(move || connection_thread(conn, &shared, |c| serve_connection(c, &config)));
         if let Err(err) = spawned {
-            warn!(
-                "Cannot start a thread for {peer}, dropping it: {}",
-                describe(&err)
-            );
+            // The closure, and the connection in it, is gone: only the slot is left.
             self.shared.unregister(id);
+            self.shared.served.fetch_sub(1, Ordering::Relaxed);
+            self.shared.refused(peer, &err);
             thread::sleep(ACCEPT_BACKOFF_MIN);
         }
     }
 
-    /// After the accept loop: wait briefly for the connection threads, then report.
+    /// After the accept loops: wait briefly for the connection threads, then report.
     fn finish(self) -> u64 {
-        drop(self.listener);
+        drop(self.listeners);
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         let mut open = self.shared.lock();
         while !open.streams.is_empty() {
@@ -302,12 +412,33 @@ impl Handle {
         }
         self.shared.changed.notify_all();
         self.shared.work.notify_all();
-        // The accept loop may be blocked in accept(): a connection of our own wakes it.
-        let _ = TcpStream::connect_timeout(&wake_addr(self.local), Duration::from_millis(200));
+        // The accept loops may be blocked in accept(): a connection of our own wakes each.
+        for local in &self.locals {
+            let _ = TcpStream::connect_timeout(&wake_addr(*local), Duration::from_millis(200));
+        }
     }
 }
 
 impl Shared {
+    fn new(admission: Admission) -> Shared {
+        Shared {
+            stopping: AtomicBool::new(false),
+            served: AtomicU64::new(0),
+            open: Mutex::new(Open {
+                next_id: 0,
+                streams: HashMap::new(),
+                waiters: 0,
+                cap: admission.cap,
+                capped_by: admission.capped_by,
+                paused: false,
+            }),
+            changed: Condvar::new(),
+            pool: Mutex::default(),
+            work: Condvar::new(),
+            idle_max: admission.idle_max,
+        }
+    }
+
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
@@ -317,12 +448,64 @@ impl Shared {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn register(&self, stream: Arc<TcpStream>) -> u64 {
+    /// Waits for a free slot (the first wait of a pause is logged) and registers `stream`
+    /// in it, in one step, so that several accepting threads never admit past the cap.
+    /// `None` once shutdown has begun.
+    fn admit(&self, stream: &Arc<TcpStream>) -> Option<u64> {
         let mut open = self.lock();
+        while open.streams.len() >= open.cap && !self.stopping() {
+            if !open.paused {
+                open.paused = true;
+                info!(
+                    "{} connections open ({}): new clients wait until one closes",
+                    open.streams.len(),
+                    open.capped_by
+                );
+            }
+            open = self.wait_changed(open, None);
+        }
+        if self.stopping() {
+            return None;
+        }
         let id = open.next_id;
         open.next_id += 1;
-        open.streams.insert(id, stream);
-        id
+        open.streams.insert(id, Arc::clone(stream));
+        Some(id)
+    }
+
+    fn paused(&self) -> bool {
+        self.lock().paused
+    }
+
+    /// Ends a pause: no client is left waiting.
+    fn resume(&self) {
+        let mut open = self.lock();
+        if open.paused {
+            open.paused = false;
+            info!("No client is waiting any more, accepting again");
+        }
+    }
+
+    /// The system refused a thread: admit no more connections than are open now, so that
+    /// the clients beyond wait in the backlog instead of being dropped one after another.
+    /// Said once; a later refusal lowers the cap again, quietly.
+    fn refused(&self, peer: SocketAddr, err: &io::Error) {
+        let mut open = self.lock();
+        let cap = open.streams.len().max(1);
+        let first = open.capped_by != CappedBy::Refusal;
+        open.cap = open.cap.min(cap);
+        open.capped_by = CappedBy::Refusal;
+        let cap = open.cap;
+        drop(open);
+        let why = describe(err);
+        if first {
+            warn!(
+                "Cannot start a thread for {peer} ({why}), dropping it; \
+                 admitting at most {cap} connections from now on"
+            );
+        } else {
+            debug!("Cannot start a thread for {peer} ({why}), dropping it; cap {cap}");
+        }
     }
 
     fn unregister(&self, id: u64) {
@@ -358,14 +541,19 @@ impl Shared {
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits up to [`THREAD_KEEPALIVE`] for a connection to be handed over; `None` when the
-    /// calling thread should exit instead.
-    fn next_connection(&self) -> Option<Conn> {
+    /// Gives back `slot` and waits up to [`THREAD_KEEPALIVE`] for a connection to be handed
+    /// over; `None` when the calling thread should exit instead. The thread counts as idle
+    /// before the slot is free, so the client admitted to that slot is handed to it rather
+    /// than to a new thread the system may refuse while this one still exists.
+    fn next_connection(&self, slot: Slot<'_>) -> Option<Conn> {
         let mut pool = self.pool_lock();
-        if pool.idle >= MAX_IDLE_THREADS {
+        if pool.idle >= self.idle_max {
             return None;
         }
         pool.idle += 1;
+        drop(pool);
+        drop(slot);
+        let mut pool = self.pool_lock();
         let deadline = Instant::now() + THREAD_KEEPALIVE;
         loop {
             if let Some(conn) = pool.queue.pop_front() {
@@ -385,27 +573,49 @@ impl Shared {
     }
 }
 
-/// The body of a connection thread: serve, then serve whatever is handed over next.
-fn connection_thread(first: Conn, shared: &Shared, config: &Config) {
+/// A connection's slot, given back when dropped: after the conversation, or while a panic
+/// unwinds the thread, so that no panic can keep a slot from the clients waiting for one.
+struct Slot<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.shared.unregister(self.id);
+    }
+}
+
+/// The body of a connection thread: `serve` the connection, then whatever is handed over
+/// next.
+fn connection_thread(first: Conn, shared: &Shared, serve: impl Fn(&Conn)) {
     let mut next = Some(first);
     while let Some(conn) = next {
-        serve_connection(&mut &*conn.stream, conn.peer, config);
-        shared.unregister(conn.id);
-        // Close the socket now, not when the next connection arrives.
+        let slot = Slot {
+            shared,
+            id: conn.id,
+        };
+        serve(&conn);
+        // The socket closes as the slot is given back, not when the next connection comes.
         drop(conn);
-        next = shared.next_connection();
+        next = shared.next_connection(slot);
     }
 }
 
 /// One client, from greeting to close. Every way it can end is logged, never propagated:
 /// a client's trouble is not the server's.
-fn serve_connection(stream: &mut (impl Read + Write), peer: SocketAddr, config: &Config) {
+fn serve_connection(conn: &Conn, config: &Config) {
+    let peer = conn.peer;
     info!("Accept new connection from {peer}...");
-    match converse(stream, config) {
+    let ended = converse(&mut &*conn.stream, config);
+    match ended {
         Ok(Some(End::LineTooLong)) => warn!("Connection from {peer}: line too long, closing"),
         Ok(_) => {}
-        Err(err) if net::is_timeout(&err) => info!("Connection from {peer} timed out"),
-        Err(err) => debug!("Connection from {peer}: {}", describe(&err)),
+        Err(ref err) if net::is_timeout(err) => info!("Connection from {peer} timed out"),
+        Err(ref err) => debug!("Connection from {peer}: {}", describe(err)),
+    }
+    if let Ok(Some(_)) = ended {
+        linger(&conn.stream);
     }
     info!("Connection from {peer} closed.");
 }
@@ -413,7 +623,7 @@ fn serve_connection(stream: &mut (impl Read + Write), peer: SocketAddr, config: 
 /// The protocol loop: greeting, then a reply for every message, until `exit`, EOF, a line
 /// that is too long, or an error. Returns why it ended (`None` for EOF).
 fn converse(stream: &mut (impl Read + Write), config: &Config) -> io::Result<Option<End>> {
-    stream.write_all(GREETING)?;
+    net::send(stream, GREETING)?;
     let mut framer = Framer::new();
     let mut buf = [0u8; RECV_SIZE];
     // Grown on the first reply: a connection that never speaks costs no heap.
@@ -423,15 +633,53 @@ fn converse(stream: &mut (impl Read + Write), config: &Config) -> io::Result<Opt
         if n == 0 {
             return Ok(None);
         }
-        out.clear();
         let outcome = framer.push(&buf[..n], &mut out);
         if !config.delay.is_zero() && outcome.replies > 0 {
-            thread::sleep(config.delay * outcome.replies as u32);
+            thread::sleep(reply_delay(config.delay, outcome.replies));
         }
         // One write per chunk: replies to several lines in one segment leave together.
-        stream.write_all(&out)?;
+        net::send(stream, &out)?;
+        recycle(&mut out);
         if outcome.end.is_some() {
             return Ok(outcome.end);
+        }
+    }
+}
+
+/// `--delay` for each of `replies`, saturating: a delay too long to add up is forever.
+fn reply_delay(delay: Duration, replies: usize) -> Duration {
+    delay.saturating_mul(u32::try_from(replies).unwrap_or(u32::MAX))
+}
+
+/// Empties the reply buffer for the next chunk, and gives its memory back if a long line
+/// grew it: an idle connection holds no more than a short one.
+fn recycle(out: &mut Vec<u8>) {
+    out.clear();
+    if out.capacity() > KEEP_BUFFER {
+        *out = Vec::new();
+    }
+}
+
+/// Ends a conversation that the server ended (`exit`, a line too long) while the client may
+/// still be sending. Closing a socket with unread bytes sends a reset, which can destroy
+/// replies the client has not read yet; so our side is shut first (the client reads every
+/// reply, then EOF), and what the client still sends is read and dropped until it closes,
+/// for [`LINGER_TIME`] and [`LINGER_BYTES`] at most.
+fn linger(stream: &TcpStream) {
+    if stream.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut buf = [0u8; RECV_SIZE];
+    let mut drained = 0;
+    while drained < LINGER_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match net::recv(&mut &*stream, &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
         }
     }
 }
@@ -466,27 +714,15 @@ impl Backoff {
 }
 
 /// Errors about one would-be connection that vanished before accept, and the listener's
-/// own read timeout (which accept honours): nothing to wait out.
+/// own read timeout (which accept honours, as `WouldBlock`): nothing to wait out.
 fn is_transient(err: &io::Error) -> bool {
-    net::is_timeout(err)
-        || matches!(
-            err.kind(),
-            io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::ConnectionReset
-                | io::ErrorKind::Interrupted
-        )
-}
-
-/// The listening socket, with the options that accepted sockets inherit on Linux.
-fn listen(addr: SocketAddr, config: &Config) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    socket.set_tcp_nodelay(true)?;
-    socket.set_read_timeout(config.idle_timeout)?;
-    socket.set_write_timeout(config.idle_timeout)?;
-    Ok(socket.into())
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
 }
 
 /// Whether `stream` already has the options [`Server::configure`] would give it.
@@ -494,15 +730,6 @@ fn has_options(stream: &TcpStream, config: &Config) -> io::Result<bool> {
     Ok(stream.nodelay()?
         && stream.read_timeout()? == config.idle_timeout
         && stream.write_timeout()? == config.idle_timeout)
-}
-
-fn listen_error(addr: SocketAddr, err: io::Error) -> anyhow::Error {
-    let hint = if err.kind() == io::ErrorKind::PermissionDenied && addr.port() < 1024 {
-        " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
-    } else {
-        ""
-    };
-    anyhow::anyhow!("cannot listen on {addr}: {}{hint}", describe(&err))
 }
 
 /// Where to connect to reach our own listener (an unspecified address is not connectable).
@@ -513,4 +740,95 @@ fn wake_addr(local: SocketAddr) -> SocketAddr {
         ip => ip,
     };
     SocketAddr::new(ip, local.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both ends of a loopback connection.
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        (server, client)
+    }
+
+    fn shared(cap: usize) -> Shared {
+        Shared::new(Admission {
+            cap,
+            idle_max: 0,
+            capped_by: CappedBy::Flag,
+        })
+    }
+
+    #[test]
+    fn a_panicking_connection_thread_gives_back_its_slot() {
+        let shared = shared(1);
+        let (server, _client) = pair();
+        let peer = server.peer_addr().unwrap();
+        let stream = Arc::new(server);
+        let id = shared.admit(&stream).expect("a free slot");
+        let conn = Conn { id, stream, peer };
+        let outcome = thread::scope(|s| {
+            s.spawn(|| connection_thread(conn, &shared, |_| panic!("a bug in a conversation")))
+                .join()
+        });
+        assert!(outcome.is_err(), "the thread did not panic");
+        assert!(shared.lock().streams.is_empty(), "the slot was kept");
+    }
+
+    #[test]
+    fn a_delay_too_long_to_add_up_is_forever_not_a_panic() {
+        let second = Duration::from_secs(1);
+        assert_eq!(reply_delay(second, 3), Duration::from_secs(3));
+        let huge = Duration::from_secs(10_000_000_000_000_000_000);
+        assert_eq!(reply_delay(huge, 2), Duration::MAX);
+        assert_eq!(reply_delay(second, usize::MAX), second * u32::MAX);
+    }
+
+    #[test]
+    fn a_reply_buffer_grown_by_a_long_line_is_given_back() {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(b"Hello, a!");
+        recycle(&mut out);
+        assert!(
+            out.is_empty() && out.capacity() >= 64,
+            "a small buffer is kept"
+        );
+        out.extend(std::iter::repeat_n(b'x', 70 * 1024));
+        recycle(&mut out);
+        assert_eq!(out.capacity(), 0);
+    }
+
+    #[test]
+    fn the_cap_leaves_room_for_every_thread_within_the_budget() {
+        let flag = Admission::within(1024, None, 1);
+        assert_eq!((flag.cap, flag.capped_by), (1024, CappedBy::Flag));
+        let roomy = Admission::within(1024, Some(threads::Budget::given(12_000)), 1);
+        assert_eq!((roomy.cap, roomy.capped_by), (1024, CappedBy::Flag));
+        let tight = Admission::within(100_000, Some(threads::Budget::given(12_000)), 2);
+        assert_eq!(tight.capped_by, CappedBy::Budget);
+        assert_eq!(tight.idle_max, MAX_IDLE_THREADS);
+        assert_eq!(tight.cap + tight.idle_max + OTHER_THREADS + 2, 12_000);
+        let none = Admission::within(10, Some(threads::Budget::given(0)), 1);
+        assert_eq!(none.cap, 1, "a server that admits nobody would only hang");
+    }
+
+    #[test]
+    fn a_refused_thread_caps_admission_at_what_is_open() {
+        let shared = shared(100);
+        let (a, _a) = pair();
+        let (b, _b) = pair();
+        let peer = a.peer_addr().unwrap();
+        shared.admit(&Arc::new(a)).expect("slot");
+        shared.admit(&Arc::new(b)).expect("slot");
+        shared.refused(peer, &io::Error::from_raw_os_error(11));
+        let open = shared.lock();
+        assert_eq!(
+            (open.cap, open.capped_by),
+            (2, CappedBy::Refusal),
+            "clients beyond wait in the backlog"
+        );
+    }
 }

@@ -1,6 +1,12 @@
 //! How I/O errors read in our messages, and how callers find one in an error chain. Every
 //! I/O error that reaches a message goes through [`IoContext`], so they all read alike:
-//! lowercase, no "(os error N)", and a socket timeout called "timed out".
+//! lowercase, no "(os error N)".
+//!
+//! A socket timeout surfaces on Unix as `EAGAIN`, which std calls `WouldBlock`; but so does
+//! a thread the system refuses to create, or a full pipe. Only the code that did the read or
+//! write knows that a timeout was set, so the socket helpers ([`recv`](super::recv),
+//! [`send`](super::send)) turn it into `TimedOut` at the source, and only `TimedOut` is worded
+//! "timed out" here.
 
 use std::fmt;
 use std::io;
@@ -19,7 +25,7 @@ impl std::error::Error for PlainIoError {}
 
 /// The words for an I/O error in a one-line message.
 pub fn describe(err: &io::Error) -> String {
-    if is_timeout(err) {
+    if err.kind() == io::ErrorKind::TimedOut {
         return "timed out".to_string();
     }
     let text = err.to_string();
@@ -34,12 +40,20 @@ pub fn describe(err: &io::Error) -> String {
     }
 }
 
-/// A read or write that ran into its socket timeout.
+/// A connect, read or write that ran into its timeout (see [`timed_out`] for how a socket
+/// timeout gets this kind).
 pub fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    err.kind() == io::ErrorKind::TimedOut
+}
+
+/// The error of a read or write on a blocking socket with a timeout set: `WouldBlock` there
+/// can only be that timeout, and becomes `TimedOut`; anything else is kept as it is.
+pub fn timed_out(err: io::Error) -> io::Error {
+    if err.kind() == io::ErrorKind::WouldBlock {
+        io::Error::from(io::ErrorKind::TimedOut)
+    } else {
+        err
+    }
 }
 
 /// The kind of the first I/O error in `err`'s chain, worded or not.
@@ -89,8 +103,21 @@ mod tests {
 
     #[test]
     fn socket_timeouts_read_as_timed_out() {
-        assert_eq!(describe(&io::ErrorKind::WouldBlock.into()), "timed out");
+        let socket_timeout = timed_out(io::ErrorKind::WouldBlock.into());
+        assert!(is_timeout(&socket_timeout));
+        assert_eq!(describe(&socket_timeout), "timed out");
         assert_eq!(describe(&io::ErrorKind::TimedOut.into()), "timed out");
+        let reset = timed_out(io::ErrorKind::ConnectionReset.into());
+        assert_eq!(reset.kind(), io::ErrorKind::ConnectionReset);
+    }
+
+    #[test]
+    fn eagain_outside_a_socket_read_is_not_a_timeout() {
+        // What a refused thread creation gives: EAGAIN from pthread_create.
+        let refused = io::Error::from_raw_os_error(11);
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+        assert!(!is_timeout(&refused));
+        assert_eq!(describe(&refused), "resource temporarily unavailable");
     }
 
     #[test]

@@ -14,14 +14,14 @@ mod error;
 pub mod tls;
 pub mod trace;
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::anyhow;
 use anyhow::Context;
 
-pub use error::{describe, io_error, io_kind, is_timeout, IoContext, PlainIoError};
+pub use error::{describe, io_error, io_kind, is_timeout, timed_out, IoContext, PlainIoError};
 
 /// The size of one receive, as in the tutorial's `recv(1024)`.
 pub const RECV_SIZE: usize = 1024;
@@ -73,14 +73,20 @@ impl Peer {
 }
 
 /// One receive of at most `buf.len()` bytes, retried when a signal interrupts it: the
-/// tutorial's `recv(1024)`. `Ok(0)` is the peer's close.
+/// tutorial's `recv(1024)`. `Ok(0)` is the peer's close. The stream is a blocking one, so a
+/// `WouldBlock` is its read timeout and comes back as `TimedOut` (see [`timed_out`]).
 pub fn recv(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match stream.read(buf) {
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
+            other => return other.map_err(timed_out),
         }
     }
+}
+
+/// Sends all of `bytes` on a blocking stream; its write timeout comes back as `TimedOut`.
+pub fn send(stream: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes).map_err(timed_out)
 }
 
 /// Gives a connected socket the options every conversation here wants: TCP_NODELAY (each
@@ -188,6 +194,19 @@ mod tests {
             self.0 = &self.0[n..];
             Ok(n)
         }
+    }
+
+    #[test]
+    fn a_socket_read_timeout_is_a_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut stream =
+            TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+        let err = recv(&mut stream, &mut [0u8; 8]).expect_err("nothing was sent");
+        assert!(is_timeout(&err), "{err:?}");
+        assert_eq!(describe(&err), "timed out");
     }
 
     #[test]

@@ -385,7 +385,11 @@ pub fn handshake<S: Read + Write>(
                 return Err(Error::from_handshake(&eof, &peer, host, watched.seen()));
             }
             Ok(_) => {}
-            Err(err) => return Err(Error::from_handshake(&err, &peer, host, watched.seen())),
+            Err(err) => {
+                // A blocking socket: WouldBlock is its timeout.
+                let err = crate::net::timed_out(err);
+                return Err(Error::from_handshake(&err, &peer, host, watched.seen()));
+            }
         }
     }
     let negotiated = Negotiated::of(&conn);

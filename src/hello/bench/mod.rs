@@ -24,6 +24,10 @@
 //! A client stops at its first error (wrong reply, close, reset, timeout, failed connect):
 //! the error is counted, the first few are logged, and the bench exits 1 after printing
 //! its figures.
+//!
+//! Every client is a thread, so CLIENTS beyond what the system can give threads to (see
+//! [`threads`]) is refused before anything starts, rather than left to a
+//! thread creation that can abort the process.
 
 mod latency;
 mod report;
@@ -39,6 +43,7 @@ use log::{debug, info, warn};
 
 use super::client::{self, Connection};
 use super::protocol::{exit_message, Exchange, Mode, GREETING};
+use super::threads;
 use crate::net::{self, IoContext, PlainIoError};
 
 pub use latency::{Latency, Samples, LATENCY_BUDGET};
@@ -54,6 +59,8 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(10);
 const MAX_WARNINGS: u64 = 5;
 /// Stack for a client thread: a 1 KiB receive buffer, an error message, a log line.
 const CLIENT_STACK: usize = 256 * 1024;
+/// Threads of the process besides the clients (main, signals, the stderr writer, spare).
+const OTHER_THREADS: usize = 8;
 
 /// What `sockdemo bench` is to do.
 #[derive(Debug, Clone)]
@@ -74,10 +81,13 @@ pub struct Config {
     pub timeout: Duration,
     /// One JSON object instead of the text summary.
     pub json: bool,
+    /// How many more threads the system can give; `None`: read from the system's limits.
+    pub thread_budget: Option<usize>,
 }
 
 /// `sockdemo bench`.
 pub fn run(config: Config) -> anyhow::Result<()> {
+    check_threads(config.clients, threads::budget(config.thread_budget))?;
     let plan = Plan::new(&config)?;
     info!(
         "Benchmarking {} with {} clients{}",
@@ -105,6 +115,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         (n, Some(first)) => anyhow::bail!("{n} errors during the bench; the first: {first}"),
         (n, None) => anyhow::bail!("{n} errors during the bench"),
     }
+}
+
+/// Refuses `clients` threads beyond `budget`, before any is started.
+fn check_threads(clients: usize, budget: Option<threads::Budget>) -> anyhow::Result<()> {
+    let Some(budget) = budget else {
+        return Ok(());
+    };
+    let most = budget.threads.saturating_sub(OTHER_THREADS);
+    if clients > most {
+        anyhow::bail!(
+            "cannot run {clients} clients, one thread each: {budget}; use -c {} or fewer",
+            most.max(1)
+        );
+    }
+    Ok(())
 }
 
 /// What every client is to do.
@@ -146,10 +171,11 @@ impl Plan {
         }
     }
 
+    /// When the clients stop, if a duration says so; one too long to reach is no deadline.
     fn deadline(&self, start: Instant) -> Option<Instant> {
         match self.rounds {
             Rounds::Count(_) => None,
-            Rounds::For(d) => Some(start.checked_add(d).unwrap_or(start)),
+            Rounds::For(d) => start.checked_add(d),
         }
     }
 }
@@ -516,6 +542,42 @@ mod tests {
         assert!(is_transient(&io_err(io::ErrorKind::WouldBlock)));
         assert!(!is_transient(&io_err(io::ErrorKind::PermissionDenied)));
         assert!(!is_transient(&anyhow::anyhow!("no address to connect to")));
+    }
+
+    #[test]
+    fn clients_beyond_the_thread_budget_are_refused_up_front() {
+        assert!(check_threads(100_000, None).is_ok());
+        assert!(check_threads(92, Some(threads::Budget::given(100))).is_ok());
+        let err = check_threads(93, Some(threads::Budget::given(100))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot run 93 clients, one thread each: at most 100 more threads are allowed; \
+             use -c 92 or fewer"
+        );
+    }
+
+    #[test]
+    fn a_duration_too_long_to_add_up_runs_until_stopped() {
+        let config = Config {
+            host: "127.0.0.1".to_string(),
+            port: 1,
+            clients: 1,
+            rounds: Rounds::For(Duration::from_secs(10_000_000_000_000_000_000)),
+            reconnect: false,
+            mode: Mode::Raw,
+            timeout: Duration::from_secs(1),
+            json: false,
+            thread_budget: None,
+        };
+        let plan = Plan::new(&config).expect("plan");
+        assert_eq!(plan.deadline(Instant::now()), None);
+        let config = Config {
+            rounds: Rounds::For(Duration::from_secs(2)),
+            ..config
+        };
+        let start = Instant::now();
+        let plan = Plan::new(&config).expect("plan");
+        assert_eq!(plan.deadline(start), Some(start + Duration::from_secs(2)));
     }
 
     #[test]

@@ -623,7 +623,7 @@ fn a_fin_without_close_notify_is_a_truncation() {
 fn other_stream_errors_are_not_truncations() {
     assert!(!is_truncation(&io::ErrorKind::ConnectionReset.into()));
     assert!(!is_truncation(&io::ErrorKind::WouldBlock.into()));
-    assert_eq!(describe(&io::ErrorKind::WouldBlock.into()), "timed out");
+    assert_eq!(describe(&io::ErrorKind::TimedOut.into()), "timed out");
     let alert = io::Error::new(
         io::ErrorKind::InvalidData,
         rustls::Error::AlertReceived(rustls::AlertDescription::BadRecordMac),
