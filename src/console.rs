@@ -607,7 +607,13 @@ mod tests {
             }
         }
         let capture = Capture::default();
-        let console = console(Slow(capture.clone()), 300);
+        // A stall far longer than the test: a loaded machine may leave the writer thread
+        // unscheduled for a while, and waiting is what is tested here, not giving up.
+        let console = Console::with_limits(
+            Box::new(Slow(capture.clone())),
+            300,
+            Duration::from_secs(60),
+        );
         for i in 0..200 {
             console.print(format!("event {i:03} {}\n", "z".repeat(90)).as_bytes());
         }

@@ -258,14 +258,19 @@ fn max_time_counts_the_redirects_before_it() {
     let started = Instant::now();
     let output = fetch_in(dir.path(), &["-L", "-m", "1s", &peer.url("/first")]);
     let elapsed = started.elapsed();
-    assert_eq!(
-        failed_with(28, &output),
-        format!(
-            "error: cannot read from {}: timed out after {} bytes: the transfer took 1s (--max-time)",
-            peer.addr,
-            head.len()
-        )
+    // How many bytes of the head arrived before the deadline depends on the machine's load;
+    // what a per-request limit would have let in (body bytes) never may.
+    let error = failed_with(28, &output);
+    let prefix = format!("error: cannot read from {}: timed out after ", peer.addr);
+    let suffix = " bytes: the transfer took 1s (--max-time)";
+    assert!(
+        error.starts_with(&prefix) && error.ends_with(suffix),
+        "{error}"
     );
+    let received: usize = error[prefix.len()..error.len() - suffix.len()]
+        .parse()
+        .expect(&error);
+    assert!(received <= head.len(), "{error}");
     assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
     assert!(dir.names().is_empty());
 }
