@@ -159,8 +159,8 @@ fn fetch_once(
     response.finish()
 }
 
-/// Resolves the host and connects to its addresses in turn (`-4`/`-6` restrict them),
-/// within what is left of `-m`.
+/// Resolves the host and connects to its addresses, both families raced as RFC 8305 asks
+/// (`-4`/`-6` restrict them), within what is left of `-m`.
 fn open(
     url: &Url,
     config: &Config,
@@ -177,7 +177,7 @@ fn open(
     else {
         return out_of_time();
     };
-    let stream = match net::connect_any(&addrs, connect_timeout, timeout) {
+    let stream = match net::happy_eyeballs(&addrs, connect_timeout, timeout) {
         Ok(stream) => stream,
         Err(_) if deadline.passed(Instant::now()) => return out_of_time(),
         Err(err) => return Err(err).tag(Kind::Connect),
