@@ -143,6 +143,9 @@ pub struct FetchArgs {
     /// Like --fail, but save the body of the error response first
     #[arg(long)]
     pub fail_with_body: bool,
+    /// No progress line, even when stderr is a terminal
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// `sockdemo bench`.
@@ -252,6 +255,7 @@ impl From<FetchArgs> for fetch::Config {
                 _ => fetch::Fail::Never,
             },
             quiet: false,
+            progress: !args.no_progress,
         }
     }
 }
