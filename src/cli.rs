@@ -7,7 +7,10 @@
 // The doc comments here are help text for a terminal, where `[:port]` means "optional".
 #![allow(rustdoc::broken_intra_doc_links)]
 
+mod generate;
+
 use std::ffi::OsString;
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,7 +23,7 @@ use crate::fetch;
 use crate::hello::bench::{self, Rounds};
 use crate::hello::client::{self, Mode};
 use crate::hello::server;
-use crate::net::{self, Family};
+use crate::net::{self, Family, IoContext};
 
 /// The whole command line.
 #[derive(Debug, Parser)]
@@ -58,6 +61,10 @@ pub enum Command {
     Bench(BenchArgs),
     /// Run the tutorial end to end on loopback: a server and a client, both sides shown
     Demo(DemoArgs),
+    /// Print a completion script for SHELL on stdout
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout
+    Man(ManArgs),
 }
 
 /// `sockdemo serve`.
@@ -184,6 +191,18 @@ pub struct BenchArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {}
 
+/// `sockdemo completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `sockdemo man`.
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {}
+
 impl Command {
     /// Which exit numbers the command speaks.
     pub fn numbering(&self) -> Numbering {
@@ -205,7 +224,17 @@ pub fn run(command: Command, quiet: bool) -> anyhow::Result<()> {
             ..args.into()
         }),
         Command::Bench(args) => bench::run(args.into()),
+        Command::Completions(args) => to_stdout(|out| generate::completions(args.shell, out)),
+        Command::Man(_) => to_stdout(generate::man),
     }
+}
+
+/// Runs `write` on a buffered stdout and flushes it.
+fn to_stdout(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> anyhow::Result<()> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    write(&mut out)
+        .and_then(|()| out.flush())
+        .io_context(|| "cannot write to stdout")
 }
 
 impl From<ServeArgs> for server::Config {
