@@ -24,6 +24,9 @@ const TICK: Duration = Duration::from_millis(250);
 /// With a known total: bytes, total, percentage, a bar, rate, time left.
 const WITH_TOTAL: &str =
     "{bytes:>10} / {total_bytes:<10} {percent:>3}% [{bar:24}] {binary_bytes_per_sec:>12}  {eta} left";
+/// The finished line with a known total: how long it took instead of the time left.
+const DONE_WITH_TOTAL: &str =
+    "{bytes:>10} / {total_bytes:<10} {percent:>3}% [{bar:24}] {binary_bytes_per_sec:>12}  in {elapsed}";
 /// Without: bytes, rate, time so far.
 const WITHOUT_TOTAL: &str = "{spinner} {bytes:>10}  {binary_bytes_per_sec:>12}  {elapsed}";
 
@@ -68,6 +71,11 @@ impl Progress {
     /// cursor on the next line (indicatif leaves it at the end of the line).
     pub fn finish(self) {
         if let Some(bar) = &self.0 {
+            if bar.length().is_some() {
+                if let Ok(style) = ProgressStyle::with_template(DONE_WITH_TOTAL) {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+            }
             bar.finish();
             let _ = io::stderr().write_all(b"\n");
         }
