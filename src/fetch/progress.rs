@@ -4,16 +4,20 @@
 //!
 //! It is drawn only where a person watches: stderr a terminal (and `TERM` not `dumb`), and
 //! neither `-q` nor `--no-progress`. A script that reads stderr from a pipe or a file never
-//! sees a byte of it. indicatif draws it: it measures the terminal, rate-limits redraws and
-//! estimates the time left, which is more than this crate should keep itself.
+//! sees a byte of it. indicatif lays it out: it fits it to the terminal's width, rate-limits
+//! redraws and estimates the time left, which is more than this crate should keep itself.
+//! Each redraw is then queued on the one stderr writer ([`crate::console`]) as one entry, so
+//! that it keeps its place among the header, log and trace lines and never splits one.
 //!
 //! The line stays when the body is complete, showing the total and the average rate; a
 //! download that fails clears it, so the error is the last word on the screen.
 
-use std::io::{self, IsTerminal, Write};
+use std::fmt;
+use std::io::{self, IsTerminal};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use super::response::Head;
 
@@ -42,7 +46,7 @@ impl Progress {
     /// A line for a body of `total` bytes (`None`: unknown), drawn on stderr when `wanted`
     /// and stderr is a terminal; nothing otherwise.
     pub fn start(total: Option<u64>, wanted: bool) -> Progress {
-        if !wanted || !io::stderr().is_terminal() {
+        if !wanted || !io::stderr().is_terminal() || is_dumb() {
             return Progress::off();
         }
         let template = if total.is_some() {
@@ -53,7 +57,10 @@ impl Progress {
         let Ok(style) = ProgressStyle::with_template(template) else {
             return Progress::off();
         };
-        let target = ProgressDrawTarget::stderr_with_hz(REDRAWS_PER_SECOND);
+        let target = ProgressDrawTarget::term_like_with_hz(
+            Box::new(ConsoleTerm::default()),
+            REDRAWS_PER_SECOND,
+        );
         let bar =
             ProgressBar::with_draw_target(total, target).with_style(style.progress_chars("=> "));
         bar.enable_steady_tick(TICK);
@@ -77,8 +84,90 @@ impl Progress {
                 }
             }
             bar.finish();
-            let _ = io::stderr().write_all(b"\n");
+            crate::console::print(b"\n");
         }
+    }
+}
+
+/// A terminal without cursor control (`TERM` unset or `dumb`) would show every redraw as a
+/// line of its own.
+fn is_dumb() -> bool {
+    std::env::var_os("TERM").is_none_or(|term| term == "dumb")
+}
+
+/// indicatif's terminal: the size is stderr's, and what a redraw writes is gathered and
+/// queued on the console as one entry when indicatif flushes it.
+#[derive(Default)]
+struct ConsoleTerm {
+    pending: Mutex<Vec<u8>>,
+}
+
+impl ConsoleTerm {
+    fn push(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn escape(&self, n: usize, code: char) -> io::Result<()> {
+        match n {
+            0 => Ok(()),
+            n => self.push(format!("\x1b[{n}{code}").as_bytes()),
+        }
+    }
+}
+
+impl fmt::Debug for ConsoleTerm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConsoleTerm")
+    }
+}
+
+impl TermLike for ConsoleTerm {
+    fn width(&self) -> u16 {
+        ::console::Term::stderr().size().1
+    }
+
+    fn height(&self) -> u16 {
+        ::console::Term::stderr().size().0
+    }
+
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.escape(n, 'A')
+    }
+
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.escape(n, 'B')
+    }
+
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.escape(n, 'C')
+    }
+
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.escape(n, 'D')
+    }
+
+    fn write_line(&self, line: &str) -> io::Result<()> {
+        self.push(line.as_bytes())?;
+        self.push(b"\n")
+    }
+
+    fn write_str(&self, text: &str) -> io::Result<()> {
+        self.push(text.as_bytes())
+    }
+
+    fn clear_line(&self) -> io::Result<()> {
+        self.push(b"\r\x1b[2K")
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        let drawn =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if !drawn.is_empty() {
+            crate::console::print(drawn);
+        }
+        Ok(())
     }
 }
 
