@@ -90,8 +90,10 @@ fn names_from(
     std::iter::from_fn(move || loop {
         if interactive {
             // Through the one stderr writer: a closed stderr must not panic, and the prompt
-            // must not land inside a log line.
+            // must not land inside a log line. It is on the screen before the wait for the
+            // name (the writer is a thread of its own), so it is never shown after the reply.
             crate::console::print("name> ");
+            crate::console::global().flush(crate::console::STALL);
         }
         let mut line = Vec::new();
         match input.read_until(b'\n', &mut line) {
