@@ -7,7 +7,10 @@
 // The doc comments here are help text for a terminal, where `[:port]` means "optional".
 #![allow(rustdoc::broken_intra_doc_links)]
 
+mod generate;
+
 use std::ffi::OsString;
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,13 +23,13 @@ use crate::fetch;
 use crate::hello::bench::{self, Rounds};
 use crate::hello::client::{self, Mode};
 use crate::hello::server;
-use crate::net::{self, Family};
+use crate::net::{self, Family, IoContext};
 
 /// The whole command line.
 #[derive(Debug, Parser)]
 #[command(name = "sockdemo", version, about, propagate_version = true)]
 pub struct Cli {
-    /// More log output on stderr (-v debug, -vv trace)
+    /// More log output on stderr: debug messages (the request sent, each connect attempt)
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Only errors on stderr; fetch prints no header block either
@@ -48,17 +51,62 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch a web page with an HTTP/1.1 GET over a raw TCP socket
-    #[command(after_help = crate::exit::CURL_TABLE)]
+    #[command(after_help = format!("{}\n\n{FETCH_EXAMPLES}", crate::exit::CURL_TABLE))]
     Fetch(FetchArgs),
     /// Run the Hello server: `Welcome!`, then `Hello, <msg>!` for every message
+    #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
     /// Talk to a Hello server: send each NAME and print the replies
+    #[command(after_help = CLIENT_EXAMPLES)]
     Client(ClientArgs),
     /// Load a Hello server with concurrent clients and report throughput and latency
+    #[command(after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
     /// Run the tutorial end to end on loopback: a server and a client, both sides shown
+    #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
+    /// Print a completion script for SHELL on stdout
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout
+    #[command(after_help = MAN_EXAMPLES)]
+    Man(ManArgs),
 }
+
+// The examples that end each subcommand's --help: what a newcomer types first.
+const FETCH_EXAMPLES: &str = "\
+Examples:
+  sockdemo fetch example.org                     # header on stdout, body saved as index.html
+  sockdemo fetch -L -o page.html example.org/docs/
+  sockdemo fetch -o - 127.0.0.1:8000/notes.txt   # body on stdout, header on stderr";
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  sockdemo serve                          # 127.0.0.1:9999, as the tutorial's server
+  sockdemo serve --port 0 --delay 1s      # a free port; every reply after a second
+  sockdemo serve --host :: --port 8080    # every interface, IPv6 and IPv4";
+const CLIENT_EXAMPLES: &str = "\
+Examples:
+  sockdemo client Michael Tracy Sarah     # the tutorial's three names
+  sockdemo client --host ::1 --port 8080  # names from stdin, one per line
+  sockdemo client --lines < names.txt     # each name as a line";
+const BENCH_EXAMPLES: &str = "\
+Examples:
+  sockdemo bench -c 10 -n 1000               # 10 clients, 1000 round trips each
+  sockdemo bench --duration 30s --reconnect  # connections per second, for 30 s
+  sockdemo bench -c 50 --json > run.json     # one JSON object for scripts";
+const DEMO_EXAMPLES: &str = "\
+Examples:
+  sockdemo demo        # both sides: the client's lines on stdout, the server's log on stderr
+  sockdemo -q demo     # the client's four lines only";
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  echo 'source <(sockdemo completions bash)' >> ~/.bashrc
+  sockdemo completions zsh > ~/.zfunc/_sockdemo    # with fpath+=(~/.zfunc) before compinit
+  sockdemo completions fish > ~/.config/fish/completions/sockdemo.fish";
+const MAN_EXAMPLES: &str = "\
+Examples:
+  sockdemo man | man -l -      # read it now
+  mkdir -p ~/.cargo/share/man/man1 && sockdemo man > ~/.cargo/share/man/man1/sockdemo.1";
 
 /// `sockdemo serve`.
 #[derive(Debug, Clone, Args)]
@@ -143,6 +191,9 @@ pub struct FetchArgs {
     /// Like --fail, but save the body of the error response first
     #[arg(long)]
     pub fail_with_body: bool,
+    /// No progress line, even when stderr is a terminal
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// `sockdemo bench`.
@@ -181,6 +232,18 @@ pub struct BenchArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {}
 
+/// `sockdemo completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `sockdemo man`.
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {}
+
 impl Command {
     /// Which exit numbers the command speaks.
     pub fn numbering(&self) -> Numbering {
@@ -202,7 +265,17 @@ pub fn run(command: Command, quiet: bool) -> anyhow::Result<()> {
             ..args.into()
         }),
         Command::Bench(args) => bench::run(args.into()),
+        Command::Completions(args) => to_stdout(|out| generate::completions(args.shell, out)),
+        Command::Man(_) => to_stdout(generate::man),
     }
+}
+
+/// Runs `write` on a buffered stdout and flushes it.
+fn to_stdout(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> anyhow::Result<()> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    write(&mut out)
+        .and_then(|()| out.flush())
+        .io_context(|| "cannot write to stdout")
 }
 
 impl From<ServeArgs> for server::Config {
@@ -253,6 +326,7 @@ impl From<FetchArgs> for fetch::Config {
                 _ => fetch::Fail::Never,
             },
             quiet: false,
+            progress: !args.no_progress,
         }
     }
 }
@@ -356,6 +430,36 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_example_in_the_help_parses() {
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            let after = sub
+                .get_after_help()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let examples = after.split("Examples:\n").nth(1).unwrap_or_default();
+            let typed: Vec<&str> = examples
+                .lines()
+                .filter_map(|line| line.split_once("sockdemo ").map(|(_, typed)| typed))
+                .collect();
+            assert!(
+                (2..=3).contains(&typed.len()),
+                "{}: {after}",
+                sub.get_name()
+            );
+            for line in typed {
+                // The command itself: up to a comment, a pipe, a redirection or a quote.
+                let cut = ['#', '|', '<', '>', ')', '\'', '&', ';'];
+                let line = line.split(cut).next().unwrap_or_default();
+                let words = std::iter::once("sockdemo").chain(line.split_whitespace());
+                if let Err(err) = Cli::try_parse_from(words) {
+                    panic!("`sockdemo {line}` does not parse: {err}");
+                }
+            }
+        }
     }
 
     #[test]

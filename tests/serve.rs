@@ -295,7 +295,8 @@ fn a_port_in_use_is_a_one_line_error() {
     assert_eq!(
         err.trim_end(),
         format!(
-            "error: cannot listen on {}: address already in use",
+            "error: cannot listen on {}: address already in use (another program listens \
+             there: --port 0 picks a free port, or choose another --port)",
             server.addr
         )
     );

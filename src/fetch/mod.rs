@@ -10,6 +10,7 @@
 //! eyes, so a reader of it that went away (`| head`) stops the header, never the download.
 
 pub mod deadline;
+pub mod progress;
 pub mod request;
 pub mod response;
 pub mod save;
@@ -26,6 +27,7 @@ use log::{debug, info};
 use crate::exit::{Kind, Tag};
 use crate::net::{self, Family, IoContext};
 use deadline::{Deadline, ReadTimeout};
+use progress::Progress;
 use response::{Event, Head, ResponseReader};
 use save::{Destination, Output};
 use url::{Scheme, Url};
@@ -63,6 +65,9 @@ pub struct Config {
     pub fail: Fail,
     /// `-q`: no header block; only errors are for the user's eyes.
     pub quiet: bool,
+    /// A progress line on stderr when it is a terminal (`--no-progress` turns it off, and
+    /// so does `-q`).
+    pub progress: bool,
 }
 
 /// What a final status of 400 or more does (`-f`, `--fail-with-body`).
@@ -159,8 +164,8 @@ fn fetch_once(
     response.finish()
 }
 
-/// Resolves the host and connects to its addresses in turn (`-4`/`-6` restrict them),
-/// within what is left of `-m`.
+/// Resolves the host and connects to its addresses, both families raced as RFC 8305 asks
+/// (`-4`/`-6` restrict them), within what is left of `-m`.
 fn open(
     url: &Url,
     config: &Config,
@@ -177,7 +182,7 @@ fn open(
     else {
         return out_of_time();
     };
-    let stream = match net::connect_any(&addrs, connect_timeout, timeout) {
+    let stream = match net::happy_eyeballs(&addrs, connect_timeout, timeout) {
         Ok(stream) => stream,
         Err(_) if deadline.passed(Instant::now()) => return out_of_time(),
         Err(err) => return Err(err).tag(Kind::Connect),
@@ -310,6 +315,7 @@ struct Response<'a> {
     config: &'a Config,
     status: Option<(u16, String)>,
     output: Option<Output>,
+    progress: Progress,
     redirect: Option<String>,
     /// Header blocks are printed: not with `-q`, nor once their reader has gone away.
     show_heads: bool,
@@ -323,6 +329,7 @@ impl<'a> Response<'a> {
             config,
             status: None,
             output: None,
+            progress: Progress::off(),
             redirect: None,
             show_heads: !config.quiet,
         }
@@ -331,7 +338,10 @@ impl<'a> Response<'a> {
     fn on_event(&mut self, event: Event) -> anyhow::Result<()> {
         match (event, &mut self.output) {
             (Event::Head(head), _) => self.on_head(head),
-            (Event::Body(bytes), Some(output)) => output.write(bytes).tag(Kind::Write),
+            (Event::Body(bytes), Some(output)) => {
+                self.progress.advance(bytes.len());
+                output.write(bytes).tag(Kind::Write)
+            }
             (Event::Body(_), None) => Ok(()),
         }
     }
@@ -357,6 +367,8 @@ impl<'a> Response<'a> {
             return http_error(self.url, status, head.reason());
         }
         self.output = Some(Output::open(&self.destination()).tag(Kind::Write)?);
+        let wanted = self.config.progress && !self.config.quiet;
+        self.progress = Progress::start(progress::total(&head), wanted);
         Ok(())
     }
 
@@ -407,6 +419,7 @@ impl<'a> Response<'a> {
         let (Some((status, reason)), Some(output)) = (self.status, self.output) else {
             bail!("cannot fetch {}: no response", self.url);
         };
+        self.progress.finish();
         let (bytes, name) = output.finish().tag(Kind::Write)?;
         info!("Saved {bytes} bytes to {name}");
         Ok(Outcome::Final { status, reason })

@@ -8,15 +8,12 @@
 //! a byte at a time cannot hold the client longer than the timeout.
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 pub use super::protocol::Mode;
 use super::protocol::{exit_message, Exchange, Mismatch, Replies, GREETING, MAX_LINE};
 use crate::net::{self, IoContext, RECV_SIZE};
-
-/// How long the prompt may take to reach the terminal before the client carries on.
-const PROMPT_FLUSH: Duration = Duration::from_millis(200);
 
 /// What `sockdemo client` is to do.
 #[derive(Debug, Clone)]
@@ -39,6 +36,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         check_name(name).map_err(|why| {
             anyhow::anyhow!("invalid name {:?}: {why}", String::from_utf8_lossy(name))
         })?;
+    }
+    if let Some((host, port)) = host_and_port(&config.names) {
+        log::warn!(
+            "the names {host} {port} are sent as messages; to connect to {host} port {port}, \
+             use --host {host} --port {port}"
+        );
     }
     let mut conn = Connection::open(&config.host, config.port, config.timeout)?;
     let stdout = io::stdout();
@@ -110,10 +113,10 @@ fn names_from(
     std::iter::from_fn(move || loop {
         if interactive {
             // Through the one stderr writer: a closed stderr must not panic, and the prompt
-            // must not land inside a log line.
+            // must not land inside a log line. It is on the screen before the wait for the
+            // name (the writer is a thread of its own), so it is never shown after the reply.
             crate::console::print("name> ");
-            // Shown before the next reply is printed (bounded: a stuck stderr cannot hold us).
-            crate::console::global().flush(PROMPT_FLUSH);
+            crate::console::global().flush(crate::console::STALL);
         }
         let mut line = Vec::new();
         match read_line(&mut input, &mut line) {
@@ -188,7 +191,8 @@ impl Connection {
     /// Connects to `host:port` (every address of a name, in turn), with `timeout` on the
     /// connect and on every reply.
     pub fn open(host: &str, port: u16, timeout: Duration) -> anyhow::Result<Self> {
-        let addrs = net::resolve(host, port, net::Family::Any)?;
+        let addrs =
+            net::resolve(host, port, net::Family::Any).map_err(|err| port_hint(host, err))?;
         Self::connect(&addrs, timeout).map_err(refused_hint)
     }
 
@@ -330,11 +334,115 @@ pub fn refused_hint(err: anyhow::Error) -> anyhow::Error {
     }
 }
 
+/// `--host localhost:9999` cannot resolve: the port belongs in `--port`. Say so.
+fn port_hint(host: &str, err: anyhow::Error) -> anyhow::Error {
+    match split_port(host) {
+        Some((name, port)) => {
+            anyhow::anyhow!("{err:#} (the port goes in --port: --host {name} --port {port})")
+        }
+        None => err,
+    }
+}
+
+/// `name:port` or `[v6]:port` as its two parts; `None` for anything else, an IPv6 literal
+/// included.
+fn split_port(host: &str) -> Option<(&str, u16)> {
+    if host.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    let (name, port) = host.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let name = match name.strip_prefix('[') {
+        Some(v6) => v6.strip_suffix(']')?,
+        None => name,
+    };
+    let fits = !name.is_empty() && (!name.contains(':') || name.parse::<IpAddr>().is_ok());
+    fits.then_some((name, port))
+}
+
+/// The first two names, when they read as an address and a port (`client localhost 9999`,
+/// as netcat takes them): the user most likely meant `--host` and `--port`.
+fn host_and_port(names: &[Vec<u8>]) -> Option<(&str, u16)> {
+    let [host, port, ..] = names else {
+        return None;
+    };
+    let host = std::str::from_utf8(host).ok()?;
+    let port = std::str::from_utf8(port).ok()?;
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
+    looks_like_host(host).then_some((host, port))
+}
+
+/// An IP address, `localhost`, or a dotted name such as `example.org`.
+fn looks_like_host(text: &str) -> bool {
+    if text.parse::<IpAddr>().is_ok() || text.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let labels: Vec<&str> = text.trim_end_matches('.').split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+    };
+    labels.len() >= 2
+        && labels.iter().all(label_ok)
+        && labels
+            .last()
+            .is_some_and(|tld| tld.bytes().any(|b| b.is_ascii_alphabetic()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::TcpListener;
     use std::thread;
+
+    #[test]
+    fn a_port_in_the_host_is_found() {
+        let cases = [
+            ("localhost:9999", Some(("localhost", 9999))),
+            ("127.0.0.1:80", Some(("127.0.0.1", 80))),
+            ("[::1]:9999", Some(("::1", 9999))),
+            ("example.org:8080", Some(("example.org", 8080))),
+            ("::1", None),
+            ("localhost", None),
+            ("localhost:http", None),
+            ("localhost:99999", None),
+            (":9999", None),
+            ("a:b:9999", None),
+        ];
+        for (host, want) in cases {
+            assert_eq!(split_port(host), want, "{host}");
+        }
+    }
+
+    #[test]
+    fn names_that_read_as_host_and_port_are_noticed() {
+        let names = |list: &[&str]| -> Vec<Vec<u8>> {
+            list.iter().map(|n| n.as_bytes().to_vec()).collect()
+        };
+        type Case<'a> = (&'a [&'a str], Option<(&'a str, u16)>);
+        let cases: &[Case] = &[
+            (&["localhost", "9999"], Some(("localhost", 9999))),
+            (&["127.0.0.1", "9999", "Michael"], Some(("127.0.0.1", 9999))),
+            (&["::1", "80"], Some(("::1", 80))),
+            (&["example.org", "80"], Some(("example.org", 80))),
+            (&["Michael", "42"], None),
+            (&["Michael", "Tracy"], None),
+            (&["localhost"], None),
+            (&["localhost", "0"], None),
+            (&["localhost", "+80"], None),
+            (&["localhost", "70000"], None),
+            (&["1.5", "2"], None),
+            (&["Dr.", "1"], None),
+        ];
+        for (given, want) in cases {
+            assert_eq!(host_and_port(&names(given)), *want, "{given:?}");
+        }
+    }
 
     #[test]
     fn names_come_one_per_line_without_endings_or_blanks() {

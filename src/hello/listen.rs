@@ -86,10 +86,14 @@ fn listen(
 }
 
 fn listen_error(addr: SocketAddr, err: io::Error) -> anyhow::Error {
-    let hint = if err.kind() == io::ErrorKind::PermissionDenied && addr.port() < 1024 {
-        " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
-    } else {
-        ""
+    let hint = match err.kind() {
+        io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        }
+        io::ErrorKind::AddrInUse => {
+            " (another program listens there: --port 0 picks a free port, or choose another --port)"
+        }
+        _ => "",
     };
     anyhow::anyhow!("cannot listen on {addr}: {}{hint}", describe(&err))
 }

@@ -11,6 +11,7 @@
 
 pub mod capped;
 mod error;
+mod eyeballs;
 pub mod tls;
 pub mod trace;
 
@@ -22,6 +23,7 @@ use anyhow::anyhow;
 use anyhow::Context;
 
 pub use error::{describe, io_error, io_kind, is_timeout, timed_out, IoContext, PlainIoError};
+pub use eyeballs::{happy_eyeballs, interleave, ATTEMPT_DELAY};
 
 /// The size of one receive, as in the tutorial's `recv(1024)`.
 pub const RECV_SIZE: usize = 1024;

@@ -28,14 +28,18 @@
 //! Every client is a thread, so CLIENTS beyond what the system can give threads to (see
 //! [`threads`]) is refused before anything starts, rather than left to a
 //! thread creation that can abort the process.
+//!
+//! SIGINT (or any terminating signal the process can catch) ends the run early, as
+//! ApacheBench does: every client stops after its round trip in flight, the figures so far
+//! are printed, marked as interrupted, and the exit status is 128 + the signal's number.
 
 mod latency;
 mod report;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Condvar, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -44,6 +48,7 @@ use log::{debug, info, warn};
 use super::client::{self, Connection};
 use super::protocol::{exit_message, Exchange, Mode, GREETING};
 use super::threads;
+use crate::exit::Signalled;
 use crate::net::{self, IoContext, PlainIoError};
 
 pub use latency::{Latency, Samples, LATENCY_BUDGET};
@@ -89,6 +94,9 @@ pub struct Config {
 pub fn run(config: Config) -> anyhow::Result<()> {
     check_threads(config.clients, threads::budget(config.thread_budget))?;
     let plan = Plan::new(&config)?;
+    let shared = Shared::new();
+    let stop = Arc::clone(&shared.stop);
+    crate::signals::on_interrupt(move |signal| stop.store(signal, Ordering::Relaxed))?;
     info!(
         "Benchmarking {} with {} clients{}",
         plan.target,
@@ -99,7 +107,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             ""
         }
     );
-    let shared = Shared::new();
     let summary = bench(&plan, &shared);
     let printed = if config.json {
         summary.json() + "\n"
@@ -110,6 +117,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     out.write_all(printed.as_bytes())
         .and_then(|()| out.flush())
         .io_context(|| "cannot write to stdout")?;
+    if let Some(signal) = summary.interrupted {
+        return Err(Signalled(signal).into());
+    }
     match (summary.errors, shared.errors.first()) {
         (0, _) => Ok(()),
         (n, Some(first)) => anyhow::bail!("{n} errors during the bench; the first: {first}"),
@@ -187,6 +197,8 @@ struct Shared {
     gave_up: AtomicBool,
     start: Gate,
     errors: ErrorLog,
+    /// The terminating signal that asked the run to stop, or 0.
+    stop: Arc<AtomicI32>,
 }
 
 impl Shared {
@@ -196,7 +208,13 @@ impl Shared {
             gave_up: AtomicBool::new(false),
             start: Gate::default(),
             errors: ErrorLog::default(),
+            stop: Arc::new(AtomicI32::new(0)),
         }
+    }
+
+    /// The signal that stopped the run, if one has.
+    fn stopped(&self) -> Option<i32> {
+        Some(self.stop.load(Ordering::Relaxed)).filter(|&signal| signal != 0)
     }
 }
 
@@ -270,6 +288,7 @@ fn bench(plan: &Plan, shared: &Shared) -> Summary {
         },
         elapsed: last.map_or(Duration::ZERO, |end| end.saturating_duration_since(start)),
         latency: Latency::merge(tallies.iter().map(|t| &t.samples)),
+        interrupted: shared.stopped(),
     }
 }
 
@@ -286,7 +305,7 @@ fn client(i: usize, plan: &Plan, shared: &Shared, ready: mpsc::Sender<()>) -> Ta
         let _ = ready.send(());
         drop(ready);
         let start = shared.start.wait();
-        reconnecting(plan, &exchange, start, &mut tally)
+        reconnecting(plan, shared, &exchange, start, &mut tally)
     } else {
         let conn = set_up(i, plan, shared);
         let _ = ready.send(());
@@ -295,7 +314,7 @@ fn client(i: usize, plan: &Plan, shared: &Shared, ready: mpsc::Sender<()>) -> Ta
             Some(mut conn) => {
                 tally.connections += 1;
                 let start = shared.start.wait();
-                persistent(&mut conn, plan, &exchange, start, &mut tally)
+                persistent(&mut conn, plan, shared, &exchange, start, &mut tally)
             }
             None => return tally,
         }
@@ -313,6 +332,9 @@ fn client(i: usize, plan: &Plan, shared: &Shared, ready: mpsc::Sender<()>) -> Ta
 /// Every failure, skipped clients included, is reported here.
 fn set_up(i: usize, plan: &Plan, shared: &Shared) -> Option<Connection> {
     let _slot = shared.window.enter();
+    if shared.stopped().is_some() {
+        return None;
+    }
     if shared.gave_up.load(Ordering::Relaxed) {
         let err = anyhow::anyhow!("not started: another client could not connect");
         shared.errors.report(i, &err);
@@ -333,11 +355,12 @@ fn set_up(i: usize, plan: &Plan, shared: &Shared) -> Option<Connection> {
 fn persistent(
     conn: &mut Connection,
     plan: &Plan,
+    shared: &Shared,
     exchange: &Exchange,
     start: Instant,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
-    rounds(plan, start, tally, || {
+    rounds(plan, shared, start, tally, || {
         let sent = Instant::now();
         conn.round_trip(exchange)?;
         Ok((sent, 0))
@@ -348,11 +371,12 @@ fn persistent(
 /// A new connection for every round trip: connect, greeting, message, reply, `exit`.
 fn reconnecting(
     plan: &Plan,
+    shared: &Shared,
     exchange: &Exchange,
     start: Instant,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
-    rounds(plan, start, tally, || {
+    rounds(plan, shared, start, tally, || {
         let began = Instant::now();
         let mut conn = open_greeted(plan)?;
         conn.round_trip(exchange)?;
@@ -361,11 +385,12 @@ fn reconnecting(
     })
 }
 
-/// The skeleton both modes share: round trips until the count or the deadline, each timed
-/// from the instant `round` returns to its end. `round` also says how many connections it
-/// opened.
+/// The skeleton both modes share: round trips until the count, the deadline or a signal,
+/// each timed from the instant `round` returns to its end. `round` also says how many
+/// connections it opened.
 fn rounds(
     plan: &Plan,
+    shared: &Shared,
     start: Instant,
     tally: &mut Tally,
     mut round: impl FnMut() -> anyhow::Result<(Instant, u64)>,
@@ -373,7 +398,7 @@ fn rounds(
     let deadline = plan.deadline(start);
     let mut now = start;
     for _ in 0..plan.max_rounds() {
-        if deadline.is_some_and(|d| now >= d) {
+        if deadline.is_some_and(|d| now >= d) || shared.stopped().is_some() {
             break;
         }
         let (began, connections) = round()?;

@@ -1,9 +1,11 @@
 //! What a bench prints: the figures, as a text summary for people and as one JSON object
-//! for scripts. No sockets here; the JSON is written by hand (a flat object of numbers
-//! needs no serde).
+//! for scripts. No sockets here. serde_json writes the JSON: its escaping and its numbers
+//! (a figure that is not finite becomes `null`) are right by construction.
 
 use std::fmt::Write as _;
 use std::time::Duration;
+
+use serde::Serialize;
 
 use super::latency::Latency;
 
@@ -40,6 +42,39 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Round-trip latency, when there was a round trip.
     pub latency: Option<Latency>,
+    /// The terminating signal that stopped the run early, if one did: the figures are
+    /// those of the run until then.
+    pub interrupted: Option<i32>,
+}
+
+/// The JSON object, field by field, in the order it is written.
+#[derive(Serialize)]
+struct Json<'a> {
+    target: &'a str,
+    mode: &'static str,
+    clients: usize,
+    messages_per_client: Option<u64>,
+    duration_s: Option<f64>,
+    connections: u64,
+    messages: u64,
+    errors: u64,
+    setup_s: Option<f64>,
+    elapsed_s: f64,
+    messages_per_s: Option<f64>,
+    connections_per_s: Option<f64>,
+    latency_us: Option<LatencyUs>,
+    latency_samples: u64,
+    latency_exact: bool,
+    interrupted: bool,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Serialize)]
+struct LatencyUs {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
 }
 
 impl Summary {
@@ -71,6 +106,13 @@ impl Summary {
             "one connection each"
         };
         let clients = plural(self.clients as u64, "client");
+        if let Some(signal) = self.interrupted {
+            let _ = writeln!(
+                out,
+                "interrupted    by {}: the figures cover the run until then",
+                crate::signals::name(signal)
+            );
+        }
         let _ = writeln!(
             out,
             "target         {} ({clients}, {each}, {how})",
@@ -134,51 +176,39 @@ impl Summary {
     /// One JSON object on one line: the same figures, in seconds and microseconds.
     pub fn json(&self) -> String {
         let (per_client, duration) = match self.rounds {
-            Rounds::Count(n) => (n.to_string(), "null".to_string()),
-            Rounds::For(d) => ("null".to_string(), fixed(Some(d.as_secs_f64()), 6)),
+            Rounds::Count(n) => (Some(n), None),
+            Rounds::For(d) => (None, Some(round(d.as_secs_f64(), 6))),
         };
-        let mut out = String::from("{");
-        let _ = write!(
-            out,
-            "\"target\":{},\"mode\":\"{}\",\"clients\":{},\"messages_per_client\":{per_client},\
-             \"duration_s\":{duration},\"connections\":{},\"messages\":{},\"errors\":{},\
-             \"setup_s\":{},\"elapsed_s\":{},\"messages_per_s\":{},\"connections_per_s\":{},",
-            json_string(&self.target),
-            if self.reconnect {
+        let us = |ns: u64| round(ns as f64 / 1000.0, 3);
+        let json = Json {
+            target: &self.target,
+            mode: if self.reconnect {
                 "reconnect"
             } else {
                 "persistent"
             },
-            self.clients,
-            self.connections,
-            self.messages,
-            self.errors,
-            fixed((!self.reconnect).then_some(self.setup.as_secs_f64()), 6),
-            fixed(Some(self.elapsed.as_secs_f64()), 6),
-            fixed(self.messages_per_s(), 1),
-            fixed(self.connections_per_s(), 1),
-        );
-        match self.latency {
-            Some(l) => {
-                let us = |ns: u64| fixed(Some(ns as f64 / 1000.0), 3);
-                let _ = write!(
-                    out,
-                    "\"latency_us\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}}},\
-                     \"latency_samples\":{},\"latency_exact\":{}",
-                    us(l.p50),
-                    us(l.p90),
-                    us(l.p99),
-                    us(l.max),
-                    l.kept,
-                    l.is_exact()
-                );
-            }
-            None => {
-                out.push_str("\"latency_us\":null,\"latency_samples\":0,\"latency_exact\":true")
-            }
-        }
-        out.push('}');
-        out
+            clients: self.clients,
+            messages_per_client: per_client,
+            duration_s: duration,
+            connections: self.connections,
+            messages: self.messages,
+            errors: self.errors,
+            setup_s: (!self.reconnect).then(|| round(self.setup.as_secs_f64(), 6)),
+            elapsed_s: round(self.elapsed.as_secs_f64(), 6),
+            messages_per_s: self.messages_per_s().map(|r| round(r, 1)),
+            connections_per_s: self.connections_per_s().map(|r| round(r, 1)),
+            latency_us: self.latency.map(|l| LatencyUs {
+                p50: us(l.p50),
+                p90: us(l.p90),
+                p99: us(l.p99),
+                max: us(l.max),
+            }),
+            latency_samples: self.latency.map_or(0, |l| l.kept),
+            latency_exact: self.latency.is_none_or(|l| l.is_exact()),
+            interrupted: self.interrupted.is_some(),
+        };
+        // A struct of numbers, strings and options cannot fail to serialize.
+        serde_json::to_string(&json).unwrap_or_default()
     }
 }
 
@@ -199,30 +229,11 @@ fn plural(n: u64, noun: &str) -> String {
     }
 }
 
-/// A number for JSON: fixed decimals, `null` when unknown or not finite.
-fn fixed(value: Option<f64>, decimals: usize) -> String {
-    match value {
-        Some(v) if v.is_finite() => format!("{v:.decimals$}"),
-        _ => "null".to_string(),
-    }
-}
-
-/// A JSON string literal.
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// `value` rounded to `decimals` places, so that the JSON carries no false precision
+/// (a value that is not finite stays so, and serializes as `null`).
+fn round(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
 }
 
 /// A duration for people, in the unit that suits it, about three significant digits:
@@ -267,6 +278,7 @@ mod tests {
                 kept: 10_000,
                 seen: 10_000,
             }),
+            interrupted: None,
         }
     }
 
@@ -325,10 +337,10 @@ latency        p50 35.2 µs  p90 52.0 µs  p99 120 µs  max 1.21 ms (send to who
     fn json_is_one_flat_object_of_the_same_figures() {
         let want = "{\"target\":\"127.0.0.1:9999\",\"mode\":\"persistent\",\"clients\":10,\
             \"messages_per_client\":1000,\"duration_s\":null,\"connections\":10,\
-            \"messages\":10000,\"errors\":0,\"setup_s\":0.002000,\"elapsed_s\":0.500000,\
+            \"messages\":10000,\"errors\":0,\"setup_s\":0.002,\"elapsed_s\":0.5,\
             \"messages_per_s\":20000.0,\"connections_per_s\":5000.0,\
-            \"latency_us\":{\"p50\":35.200,\"p90\":52.000,\"p99\":120.000,\"max\":1210.000},\
-            \"latency_samples\":10000,\"latency_exact\":true}";
+            \"latency_us\":{\"p50\":35.2,\"p90\":52.0,\"p99\":120.0,\"max\":1210.0},\
+            \"latency_samples\":10000,\"latency_exact\":true,\"interrupted\":false}";
         assert_eq!(summary().json(), want);
     }
 
@@ -343,8 +355,8 @@ latency        p50 35.2 µs  p90 52.0 µs  p99 120 µs  max 1.21 ms (send to who
         s.elapsed = Duration::ZERO;
         s.latency = None;
         let json = s.json();
-        assert!(json.contains("\"setup_s\":0.000000"));
-        assert!(json.contains("\"messages_per_client\":null,\"duration_s\":0.250000"));
+        assert!(json.contains("\"setup_s\":0.0"), "{json}");
+        assert!(json.contains("\"messages_per_client\":null,\"duration_s\":0.25"));
         assert!(json.contains("\"messages_per_s\":null,\"connections_per_s\":null"));
         assert!(json.contains("\"latency_us\":null"));
         assert!(!json.contains("NaN") && !json.contains("inf"));
@@ -358,11 +370,27 @@ latency        p50 35.2 µs  p90 52.0 µs  p99 120 µs  max 1.21 ms (send to who
         let cases = [
             ("a\"b", r#""a\"b""#),
             ("a\\b", r#""a\\b""#),
-            ("\n", r#""\u000a""#),
+            ("\n", r#""\n""#),
+            ("\u{1}", r#""\u0001""#),
             ("[::1]:80", r#""[::1]:80""#),
         ];
         for (text, want) in cases {
-            assert_eq!(json_string(text), want);
+            let mut s = summary();
+            s.target = text.to_string();
+            let json = s.json();
+            assert!(json.starts_with(&format!("{{\"target\":{want},")), "{json}");
         }
+    }
+
+    #[test]
+    fn an_interrupted_run_says_so_in_both_forms() {
+        let mut s = summary();
+        s.interrupted = Some(2);
+        assert!(s.json().ends_with(",\"interrupted\":true}"));
+        let text = s.text();
+        assert!(
+            text.starts_with("interrupted    by SIGINT: the figures cover the run until then\n"),
+            "{text}"
+        );
     }
 }
