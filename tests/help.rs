@@ -44,7 +44,7 @@ fn fetch_help_keeps_its_exit_status_table_before_the_examples() {
     let examples = help.find("\nExamples:\n").expect(&help);
     assert!(table < examples, "{help}");
     assert!(
-        help.contains("  22  --fail and a status of 400 or more"),
+        help.contains("  22  -f/--fail-with-body and a 400+ status"),
         "{help}"
     );
 }

@@ -88,7 +88,7 @@ fn man_shows_every_subcommand_with_its_options_and_examples() {
         "SOCKDEMO CLIENT",
         "SOCKDEMO BENCH",
         "SOCKDEMO COMPLETIONS",
-        "22  --fail and a status of 400 or more",
+        "22  -f/--fail-with-body and a 400+ status",
     ] {
         assert!(page.contains(needle), "{needle:?} missing from\n{page}");
     }
