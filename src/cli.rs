@@ -126,6 +126,13 @@ pub struct ServeArgs {
     /// Wait this long before each reply, as the tutorial's time.sleep(1) does
     #[arg(long, value_name = "DUR", default_value = "0", value_parser = parse_duration)]
     pub delay: Duration,
+    /// Set SO_REUSEPORT: several servers may listen on this port, the kernel spreads clients
+    #[arg(long)]
+    pub reuse_port: bool,
+    /// Expect a PROXY protocol header (v1 or v2, as HAProxy and nginx send it) on every
+    /// connection, and log the client it names; only behind a balancer you trust
+    #[arg(long)]
+    pub proxy_protocol: bool,
 }
 
 /// `sockdemo client`.
@@ -287,6 +294,8 @@ impl From<ServeArgs> for server::Config {
             idle_timeout: net::optional(args.idle_timeout),
             delay: args.delay,
             thread_budget: thread_budget(),
+            reuse_port: args.reuse_port,
+            proxy_protocol: args.proxy_protocol,
         }
     }
 }

@@ -19,10 +19,12 @@ const PORT_ATTEMPTS: u32 = 8;
 
 /// Listens on each of `addrs` (duplicates once), on one port: the one they carry, or with
 /// port 0 the one the system picks for the first. Accepted sockets inherit `idle_timeout` on
-/// reads and writes and TCP_NODELAY on Linux (see the server's `configure`).
+/// reads and writes and TCP_NODELAY on Linux (see the server's `configure`). `reuse_port`
+/// sets SO_REUSEPORT, so that other processes that set it may listen on the same port.
 pub(super) fn listen_all(
     addrs: &[SocketAddr],
     idle_timeout: Option<Duration>,
+    reuse_port: bool,
 ) -> anyhow::Result<Vec<TcpListener>> {
     let mut distinct: Vec<SocketAddr> = Vec::with_capacity(addrs.len());
     for addr in addrs {
@@ -33,7 +35,7 @@ pub(super) fn listen_all(
     let picked = distinct.first().is_some_and(|a| a.port() == 0);
     let mut attempt = 1;
     loop {
-        match listen_each(&distinct, idle_timeout) {
+        match listen_each(&distinct, idle_timeout, reuse_port) {
             Ok(listeners) => return Ok(listeners),
             Err((_, err))
                 if picked && err.kind() == io::ErrorKind::AddrInUse && attempt < PORT_ATTEMPTS =>
@@ -49,6 +51,7 @@ pub(super) fn listen_all(
 fn listen_each(
     addrs: &[SocketAddr],
     idle_timeout: Option<Duration>,
+    reuse_port: bool,
 ) -> Result<Vec<TcpListener>, (SocketAddr, io::Error)> {
     // Alone, `::` also takes IPv4 (the system's default); beside other addresses it must
     // not, or `0.0.0.0` on the same port would be "in use".
@@ -57,7 +60,8 @@ fn listen_each(
     let mut listeners = Vec::with_capacity(addrs.len());
     for addr in addrs {
         let addr = SocketAddr::new(addr.ip(), port);
-        let listener = listen(addr, idle_timeout, v6_only).map_err(|err| (addr, err))?;
+        let listener =
+            listen(addr, idle_timeout, v6_only, reuse_port).map_err(|err| (addr, err))?;
         if port == 0 {
             port = listener.local_addr().map_err(|err| (addr, err))?.port();
         }
@@ -71,9 +75,13 @@ fn listen(
     addr: SocketAddr,
     idle_timeout: Option<Duration>,
     v6_only: bool,
+    reuse_port: bool,
 ) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if v6_only && addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -131,7 +139,7 @@ mod tests {
             eprintln!("skipped: no IPv6 loopback here");
             return;
         }
-        let listeners = listen_all(&addrs, None).expect("listen");
+        let listeners = listen_all(&addrs, None, false).expect("listen");
         let locals: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         assert_eq!(locals.len(), 2, "{locals:?}");
         assert_ne!(locals[0].port(), 0);

@@ -20,14 +20,16 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::{debug, info, log, warn, Level};
+use socket2::SockRef;
 
 use super::listen;
 use super::protocol::{End, Framer, GREETING};
+use super::proxy::{self, Header, Status};
 use super::threads;
 use crate::exit::Signalled;
 use crate::net::{self, describe, IoContext, RECV_SIZE};
@@ -57,6 +59,9 @@ const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
 /// A reply buffer that a long line grew past this is given back once the replies are sent.
 const KEEP_BUFFER: usize = 4 * RECV_SIZE;
+/// With `--proxy-protocol`, how long a connection has to send its whole PROXY header. A
+/// balancer sends it at once; this only bounds clients that are not a balancer.
+pub const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What `sockdemo serve` is to do.
 #[derive(Debug, Clone)]
@@ -74,6 +79,10 @@ pub struct Config {
     /// How many more threads the system can give; `None`: read from the system's limits
     /// (see [`threads`]).
     pub thread_budget: Option<usize>,
+    /// SO_REUSEPORT on the listeners: several processes may listen on the same port.
+    pub reuse_port: bool,
+    /// Every connection begins with a PROXY protocol header naming the real client.
+    pub proxy_protocol: bool,
 }
 
 impl Default for Config {
@@ -85,6 +94,8 @@ impl Default for Config {
             idle_timeout: Some(Duration::from_secs(300)),
             delay: Duration::ZERO,
             thread_budget: None,
+            reuse_port: false,
+            proxy_protocol: false,
         }
     }
 }
@@ -110,7 +121,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
 /// Bound listeners, ready to [`run`](Server::run).
 pub struct Server {
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Arc<TcpListener>>,
     locals: Vec<SocketAddr>,
     config: Arc<Config>,
     shared: Arc<Shared>,
@@ -123,6 +134,8 @@ pub struct Server {
 pub struct Handle {
     locals: Vec<SocketAddr>,
     shared: Arc<Shared>,
+    /// Not owners: the sockets close when the server is done with them.
+    listeners: Vec<Weak<TcpListener>>,
 }
 
 /// What the accepting threads and the connection threads share.
@@ -236,7 +249,7 @@ impl Server {
     /// [`local_addr`]: Server::local_addr
     pub fn bind(config: Config) -> anyhow::Result<Server> {
         let addrs = net::resolve(&config.host, config.port, net::Family::Any)?;
-        let listeners = listen::listen_all(&addrs, config.idle_timeout)?;
+        let listeners = listen::listen_all(&addrs, config.idle_timeout, config.reuse_port)?;
         let mut locals = Vec::with_capacity(listeners.len());
         for listener in &listeners {
             let local = listener
@@ -248,7 +261,7 @@ impl Server {
         let budget = threads::budget(config.thread_budget);
         let admission = Admission::within(config.max_connections, budget, listeners.len());
         Ok(Server {
-            listeners,
+            listeners: listeners.into_iter().map(Arc::new).collect(),
             locals,
             config: Arc::new(config),
             shared: Arc::new(Shared::new(admission)),
@@ -271,6 +284,7 @@ impl Server {
         Handle {
             locals: self.locals.clone(),
             shared: Arc::clone(&self.shared),
+            listeners: self.listeners.iter().map(Arc::downgrade).collect(),
         }
     }
 
@@ -330,7 +344,6 @@ impl Server {
         let Some(id) = self.shared.admit(&stream) else {
             return;
         };
-        self.shared.served.fetch_add(1, Ordering::Relaxed);
         self.dispatch(Conn { id, stream, peer });
     }
 
@@ -370,11 +383,12 @@ impl Server {
         let spawned = thread::Builder::new()
             .name("hello-conn".to_string())
             .stack_size(CONN_STACK)
-            .spawn(move || connection_thread(conn, &shared, |c| serve_connection(c, &config)));
+            .spawn(move || {
+                connection_thread(conn, &shared, |c| serve_connection(c, &shared, &config))
+            });
         if let Err(err) = spawned {
             // The closure, and the connection in it, is gone: only the slot is left.
             self.shared.unregister(id);
-            self.shared.served.fetch_sub(1, Ordering::Relaxed);
             self.shared.refused(peer, &err);
             thread::sleep(ACCEPT_BACKOFF_MIN);
         }
@@ -412,10 +426,22 @@ impl Handle {
         }
         self.shared.changed.notify_all();
         self.shared.work.notify_all();
-        // The accept loops may be blocked in accept(): a connection of our own wakes each.
-        for local in &self.locals {
-            let _ = TcpStream::connect_timeout(&wake_addr(*local), Duration::from_millis(200));
+        // The accept loops may be blocked in accept(). Shutting a listening socket down
+        // wakes its loop on Linux; elsewhere a connection of our own does, which with
+        // `--reuse-port` may reach another server instead.
+        for (local, listener) in self.locals.iter().zip(&self.listeners) {
+            if !stop_listening(listener) {
+                let _ = TcpStream::connect_timeout(&wake_addr(*local), Duration::from_millis(200));
+            }
         }
+    }
+}
+
+/// Stops a listening socket, waking a blocked accept(); false where that fails.
+fn stop_listening(listener: &Weak<TcpListener>) -> bool {
+    match listener.upgrade() {
+        Some(listener) => SockRef::from(&*listener).shutdown(Shutdown::Read).is_ok(),
+        None => true,
     }
 }
 
@@ -602,48 +628,162 @@ fn connection_thread(first: Conn, shared: &Shared, serve: impl Fn(&Conn)) {
     }
 }
 
-/// One client, from greeting to close. Every way it can end is logged, never propagated:
-/// a client's trouble is not the server's.
-fn serve_connection(conn: &Conn, config: &Config) {
-    let peer = conn.peer;
-    info!("Accept new connection from {peer}...");
-    let ended = converse(&mut &*conn.stream, config);
+/// One client, from its PROXY header (with `--proxy-protocol`) and greeting to close. Every
+/// way it can end is logged, never propagated: a client's trouble is not the server's. It
+/// counts among the connections served unless it is a balancer's health check, whose lines
+/// are debug only.
+fn serve_connection(conn: &Conn, shared: &Shared, config: &Config) {
+    let Some(opened) = open(&conn.stream, conn.peer, config) else {
+        return;
+    };
+    if !opened.check {
+        shared.served.fetch_add(1, Ordering::Relaxed);
+    }
+    let peer = opened.client;
+    let level = if opened.check {
+        Level::Debug
+    } else {
+        Level::Info
+    };
+    log!(level, "Accept new connection from {peer}...");
+    let ended = converse(&mut &*conn.stream, &opened.early, config);
     match ended {
         Ok(Some(End::LineTooLong)) => warn!("Connection from {peer}: line too long, closing"),
         Ok(_) => {}
-        Err(ref err) if net::is_timeout(err) => info!("Connection from {peer} timed out"),
+        Err(ref err) if net::is_timeout(err) => log!(level, "Connection from {peer} timed out"),
         Err(ref err) => debug!("Connection from {peer}: {}", describe(err)),
     }
     if let Ok(Some(_)) = ended {
         linger(&conn.stream);
     }
-    info!("Connection from {peer} closed.");
+    log!(level, "Connection from {peer} closed.");
 }
 
-/// The protocol loop: greeting, then a reply for every message, until `exit`, EOF, a line
-/// that is too long, or an error. Returns why it ended (`None` for EOF).
-fn converse(stream: &mut (impl Read + Write), config: &Config) -> io::Result<Option<End>> {
+/// A connection about to be served: who it is for, and what it sent ahead.
+struct Opened {
+    /// The client to log: the PROXY header's source, or the real peer.
+    client: SocketAddr,
+    /// Bytes that came after the PROXY header: the start of the conversation.
+    early: Vec<u8>,
+    /// A balancer's health check (a v2 `LOCAL` header): logged at debug, not counted.
+    check: bool,
+}
+
+/// Reads the PROXY header when `--proxy-protocol` asks for one. `None`: the connection has
+/// no valid header and has been logged (one line); the caller closes it.
+fn open(stream: &TcpStream, peer: SocketAddr, config: &Config) -> Option<Opened> {
+    let mut opened = Opened {
+        client: peer,
+        early: Vec::new(),
+        check: false,
+    };
+    if !config.proxy_protocol {
+        return Some(opened);
+    }
+    let header = match read_proxy_header(stream, PROXY_HEADER_TIMEOUT, config.idle_timeout) {
+        Ok((header, early)) => {
+            opened.early = early;
+            header
+        }
+        Err(err) => {
+            warn!("Rejected connection from {peer}: {err:#}");
+            return None;
+        }
+    };
+    opened.client = header.client(peer);
+    opened.check = header == Header::Local;
+    match header {
+        Header::Proxied { .. } => debug!("Connection from {} relayed by {peer}", opened.client),
+        Header::Local => debug!("Health check from {peer} (proxy protocol LOCAL)"),
+        Header::Unknown => debug!("Connection relayed by {peer} for a client it does not name"),
+    }
+    Some(opened)
+}
+
+/// Reads a PROXY protocol header within `limit`, in whatever pieces it comes; returns it
+/// and the bytes received after it. Restores `idle` as the read timeout afterwards.
+fn read_proxy_header(
+    stream: &TcpStream,
+    limit: Duration,
+    idle: Option<Duration>,
+) -> anyhow::Result<(Header, Vec<u8>)> {
+    let deadline = Instant::now() + limit;
+    let mut parser = proxy::Parser::new();
+    let mut buf = [0u8; RECV_SIZE];
+    let (header, early) = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            anyhow::bail!("no proxy protocol header within {limit:?}");
+        }
+        let context = || "cannot read a proxy protocol header".to_string();
+        stream.set_read_timeout(Some(left)).io_context(context)?;
+        let n = match net::recv(&mut &*stream, &mut buf) {
+            Err(err) if net::is_timeout(&err) => continue,
+            other => other.io_context(context)?,
+        };
+        // The peer's close ends the header too: `finish` says how it was cut short.
+        let status = match n {
+            0 => parser.finish().map(|header| Status::Complete {
+                header,
+                consumed: 0,
+            }),
+            _ => parser.feed(&buf[..n]),
+        };
+        if let Status::Complete { header, consumed } = status? {
+            break (header, buf[consumed..n].to_vec());
+        }
+    };
+    stream
+        .set_read_timeout(idle)
+        .io_context(|| "cannot restore the idle timeout".to_string())?;
+    Ok((header, early))
+}
+
+/// The protocol loop: greeting, then a reply for every message (the `early` bytes, received
+/// with a PROXY header, first), until `exit`, EOF, a line that is too long, or an error.
+/// Returns why it ended (`None` for EOF).
+fn converse(
+    stream: &mut (impl Read + Write),
+    early: &[u8],
+    config: &Config,
+) -> io::Result<Option<End>> {
     net::send(stream, GREETING)?;
     let mut framer = Framer::new();
     let mut buf = [0u8; RECV_SIZE];
     // Grown on the first reply: a connection that never speaks costs no heap.
     let mut out = Vec::new();
+    if !early.is_empty() {
+        if let Some(end) = answer(stream, &mut framer, early, &mut out, config)? {
+            return Ok(Some(end));
+        }
+    }
     loop {
         let n = net::recv(stream, &mut buf)?;
         if n == 0 {
             return Ok(None);
         }
-        let outcome = framer.push(&buf[..n], &mut out);
-        if !config.delay.is_zero() && outcome.replies > 0 {
-            thread::sleep(reply_delay(config.delay, outcome.replies));
-        }
-        // One write per chunk: replies to several lines in one segment leave together.
-        net::send(stream, &out)?;
-        recycle(&mut out);
-        if outcome.end.is_some() {
-            return Ok(outcome.end);
+        if let Some(end) = answer(stream, &mut framer, &buf[..n], &mut out, config)? {
+            return Ok(Some(end));
         }
     }
+}
+
+/// Answers one received chunk; `Some` when the conversation ends after it.
+fn answer(
+    stream: &mut impl Write,
+    framer: &mut Framer,
+    chunk: &[u8],
+    out: &mut Vec<u8>,
+    config: &Config,
+) -> io::Result<Option<End>> {
+    let outcome = framer.push(chunk, out);
+    if !config.delay.is_zero() && outcome.replies > 0 {
+        thread::sleep(reply_delay(config.delay, outcome.replies));
+    }
+    // One write per chunk: replies to several lines in one segment leave together.
+    net::send(stream, out)?;
+    recycle(out);
+    Ok(outcome.end)
 }
 
 /// `--delay` for each of `replies`, saturating: a delay too long to add up is forever.

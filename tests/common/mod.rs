@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod haproxy;
+pub mod lan;
 pub mod netns;
+pub mod nginx;
 pub mod pki;
 pub mod proxy;
 
@@ -149,6 +152,22 @@ impl Server {
                     "no log line with {needle:?} within {STEP:?}; log so far:\n{}",
                     self.log().join("\n")
                 ),
+            }
+        }
+    }
+
+    /// Waits (at most [`STEP`]) until the server's stderr closes, as it does when the
+    /// server exits or is killed, and returns every line it wrote.
+    pub fn wait_for_eof(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return self.log(),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("the server's stderr is still open after {STEP:?}")
+                }
             }
         }
     }

@@ -1,0 +1,196 @@
+//! A real nginx (Debian's `nginx` with its dynamic `stream` module, `libnginx-mod-stream`)
+//! as a child process for tests: the other load balancer people run in front of TCP servers.
+//!
+//! nginx cannot listen on port 0 either, so it is given its listeners the way it hands them
+//! to a new binary during an upgrade: a python3 launcher binds each one on port 0, writes
+//! the real addresses into the configuration (`{LISTEN0}`, `{LISTEN1}`, ...), puts the file
+//! descriptors in the `NGINX` environment variable and `exec`s nginx, which takes the
+//! inherited sockets for the `listen` lines that name their addresses. Clients may connect
+//! at once (the sockets listen before nginx starts); "ready" is nginx saying it started its
+//! worker process, a line on stderr, not a sleep.
+//!
+//! The configuration given is the body of a `stream { }` block; the module is loaded, logs go
+//! to stderr and files to a temporary directory, here.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sockdemo::testing::TempDir;
+
+use super::{forward_lines, STEP};
+
+/// The Debian package that holds the stream module, and where it puts it.
+const STREAM_PACKAGE: &str = "libnginx-mod-stream";
+const STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
+/// Binds the listeners named on the command line (`HOST:PORT`), fills their addresses into
+/// the configuration template, prints `LISTEN <address>` for each, then becomes nginx.
+const LAUNCHER: &str = r#"
+import os, socket, sys
+template, config, listen = sys.argv[1], sys.argv[2], sys.argv[3:]
+text = open(template).read()
+fds, bound = [], []
+for i, spec in enumerate(listen):
+    host, port = spec.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, int(port)))
+    s.listen(1024)
+    s.set_inheritable(True)
+    fds.append(str(s.fileno()))
+    host, port = s.getsockname()[:2]
+    bound.append("%s:%d" % (host, port))
+    text = text.replace("{LISTEN%d}" % i, bound[-1])
+open(config, "w").write(text)
+os.environ["NGINX"] = "".join(fd + ";" for fd in fds)
+for address in bound:
+    print("LISTEN " + address)
+sys.stdout.flush()
+prefix = os.path.dirname(config)
+os.execvp("nginx", ["nginx", "-p", prefix, "-c", config, "-e", "stderr"])
+"#;
+
+/// True when nginx, its stream module and python3 are installed. Without them a test prints
+/// why it skips; on CI (`CI` set) a missing one fails the test instead.
+pub fn installed() -> bool {
+    let checks: [(&str, &[&str]); 3] = [
+        ("nginx", &["nginx", "-v"]),
+        ("python3", &["python3", "--version"]),
+        (STREAM_PACKAGE, &["dpkg", "-s", STREAM_PACKAGE]),
+    ];
+    for (what, argv) in checks {
+        let status = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !status.is_ok_and(|status| status.success()) {
+            assert!(std::env::var_os("CI").is_none(), "{what} is missing on CI");
+            eprintln!("skipped: {what} is not installed");
+            return false;
+        }
+    }
+    true
+}
+
+/// A running nginx (master and one worker, in the foreground), stopped when dropped.
+pub struct Nginx {
+    child: Child,
+    /// The real addresses of the listeners asked for, in order (`{LISTEN0}`, ...).
+    pub listeners: Vec<SocketAddr>,
+    lines: Receiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
+    _dir: TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx run through `prefix` (`&["ip", "netns", "exec", "ns1"]` or `&[]`) with
+    /// `stream` (the body of its `stream` block) and a listener on each of `listen`
+    /// (`10.0.0.2:0`, ...), and waits until its worker has started.
+    pub fn start_in(prefix: &[&str], listen: &[&str], stream: &str) -> Nginx {
+        let dir = TempDir::new("nginx");
+        let template = dir.join("nginx.conf.in");
+        let config = format!(
+            "load_module {STREAM_MODULE};\n\
+             daemon off;\n\
+             worker_processes 1;\n\
+             error_log stderr info;\n\
+             pid nginx.pid;\n\
+             events {{ worker_connections 1024; }}\n\
+             stream {{\n{stream}\n}}\n"
+        );
+        std::fs::write(&template, config).expect("write the nginx configuration");
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg("python3");
+                cmd
+            }
+            None => Command::new("python3"),
+        };
+        cmd.arg("-c").arg(LAUNCHER).arg(&template);
+        cmd.arg(dir.join("nginx.conf")).args(listen);
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn python3 to launch nginx");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (keep_out, keep_err) = (Arc::clone(&log), Arc::clone(&log));
+        let out = forward_lines(child.stdout.take().expect("stdout"), move |line| {
+            keep_out.lock().unwrap().push(line.to_string())
+        });
+        let err = forward_lines(child.stderr.take().expect("stderr"), move |line| {
+            keep_err.lock().unwrap().push(line.to_string())
+        });
+        let mut nginx = Nginx {
+            child,
+            listeners: Vec::new(),
+            lines: err,
+            log,
+            _dir: dir,
+        };
+        for _ in listen {
+            let line = out
+                .recv_timeout(STEP)
+                .unwrap_or_else(|_| panic!("no listener from the launcher: {:?}", nginx.log()));
+            let addr = line.trim_start_matches("LISTEN ").trim();
+            nginx
+                .listeners
+                .push(addr.parse().expect("a listener address"));
+        }
+        nginx.wait_for_log("start worker process");
+        nginx
+    }
+
+    /// The address of listener `index` (`{LISTEN<index>}` in the configuration).
+    pub fn addr(&self, index: usize) -> SocketAddr {
+        self.listeners[index]
+    }
+
+    /// Waits (at most 20 s) for a line of nginx's stderr containing `needle`.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "no nginx line with {needle:?} within {STEP:?}; its log so far:\n{}",
+                    self.log().join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Every line nginx (and the launcher) wrote so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Nginx {
+    /// SIGTERM (nginx's fast shutdown: the master stops its worker, then itself), then a
+    /// bounded wait; SIGKILL if it does not go.
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-s", "TERM", &pid]).status();
+        let deadline = Instant::now() + STEP;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
