@@ -49,9 +49,7 @@ impl Lesson {
         match self {
             Lesson::Fetch => "fetch: a web page over a raw socket (客户端)",
             Lesson::Hello => "hello: the Hello server and its client (服务器)",
-            Lesson::Threads => {
-                "threads: a thread for every connection (每个连接都需要一个新的线程)"
-            }
+            Lesson::Threads => "threads: a thread for every connection (每个连接都必须创建新线程)",
         }
     }
 }
