@@ -154,6 +154,14 @@ fn a_dump_stops_at_256_bytes_unless_told_otherwise() {
 }
 
 #[test]
+fn trace_bytes_without_trace_is_a_usage_error() {
+    let output = run(&mut sockdemo(["--trace-bytes", "3", "demo", "hello"]), STEP);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).starts_with("error:"), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "");
+}
+
+#[test]
 fn serve_trace_marks_every_line_with_its_peer_and_keeps_each_conversation_whole() {
     let mut server = Server::start(&["--trace", "--trace-bytes", "0"]);
     let mut clients: Vec<_> = (0..3).map(|_| greeted(&server)).collect();
