@@ -74,6 +74,8 @@ fn the_log_says_which_thread_serves_each_connection_and_how_many_are_open() {
         "Accept new connection from {two}... (thread hello-conn-2, 2 open)"
     ));
     first.write_all(b"exit").unwrap();
+    // Closed at once: the server need not wait for it to go after `exit`.
+    drop(first);
     server.wait_for_log(&format!(
         "Connection from {one} closed. (thread hello-conn-1, 1 open)"
     ));
@@ -85,6 +87,7 @@ fn the_log_says_which_thread_serves_each_connection_and_how_many_are_open() {
         "Accept new connection from {local}... (thread main, 1 open)"
     ));
     client.write_all(b"exit").unwrap();
+    drop(client);
     serial.wait_for_log(&format!(
         "Connection from {local} closed. (thread main, 0 open)"
     ));
@@ -156,6 +159,7 @@ fn with_serial_and_a_backlog_of_one_clients_queue_and_then_are_turned_away() {
     // Once the first leaves, the next in the queue is greeted.
     first.write_all(b"exit").unwrap();
     assert_eq!(read_to_close(&mut first), b"");
+    drop(first);
     second.set_read_timeout(Some(STEP)).unwrap();
     assert_eq!(read_n(&mut second, 8), b"Welcome!");
 }
