@@ -216,6 +216,44 @@ fn serve_trace_marks_every_line_with_its_peer_and_keeps_each_conversation_whole(
 }
 
 #[test]
+fn behind_a_proxy_header_the_lines_carry_the_client_it_names() {
+    let mut server = Server::start(&["--proxy-protocol", "--trace", "--trace-bytes", "0"]);
+    let mut stream = common::connect(server.addr);
+    let local = stream.local_addr().unwrap();
+    let header = format!(
+        "PROXY TCP4 203.0.113.7 127.0.0.1 4242 {}\r\n",
+        server.port()
+    );
+    stream.write_all(header.as_bytes()).unwrap();
+    assert_eq!(common::read_n(&mut stream, 8), b"Welcome!");
+    round_trip(&mut stream, b"Michael", b"Hello, Michael!");
+    stream.write_all(b"exit").unwrap();
+    assert_eq!(read_to_close(&mut stream), b"");
+    drop(stream);
+    server.wait_for_log("[203.0.113.7:4242] == close ");
+    let events = events(&server.log().join("\n"));
+    let before = trace::of(&events, Some(&local.to_string()));
+    assert_eq!(
+        before[0].marker,
+        format!("== accept {} <- {local}", server.addr)
+    );
+    let (_, header_received) = streams(&before);
+    assert_eq!(header_received, header.as_bytes());
+    let after = trace::of(&events, Some("203.0.113.7:4242"));
+    assert_eq!(
+        after[0].marker,
+        format!("== proxy protocol header from {local}: client 203.0.113.7:4242")
+    );
+    let (sent, received) = streams(&after);
+    assert_eq!(sent, b"Welcome!Hello, Michael!");
+    assert_eq!(received, b"Michaelexit");
+    assert_eq!(
+        after.last().unwrap().marker,
+        format!("== close {} <- {local} (peer sent exit)", server.addr)
+    );
+}
+
+#[test]
 fn bench_trace_marks_each_connection_with_its_own_address() {
     let server = Server::start(&[]);
     let output = run(

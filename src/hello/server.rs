@@ -682,18 +682,12 @@ fn connection_thread(first: Conn, shared: &Shared, serve: impl Fn(&Conn)) {
 
 /// One client, from its PROXY header (with `--proxy-protocol`) and greeting to close, on
 /// its socket, or with `--trace` on the socket wrapped in a tracer whose lines carry the
-/// client: the type decides, so the untraced path is the plain socket's. It counts among
-/// the connections served unless it is a balancer's health check.
+/// peer (the client the header names, once it is read): the type decides, so the untraced
+/// path is the plain socket's.
 fn serve(conn: &Conn, shared: &Shared, config: &Config) {
-    let Some(opened) = open(&conn.stream, conn.peer, config) else {
-        return;
-    };
-    if !opened.check {
-        shared.served.fetch_add(1, Ordering::Relaxed);
-    }
     let socket = &*conn.stream;
     let Some(tracer) = &config.trace else {
-        serve_connection(&mut &*socket, socket, &opened, shared, config);
+        serve_stream(&mut &*socket, conn, shared, config);
         return;
     };
     let local = socket
@@ -703,34 +697,52 @@ fn serve(conn: &Conn, shared: &Shared, config: &Config) {
         local,
         peer: conn.peer,
     };
-    let tracer = tracer.for_connection(opened.client.to_string());
+    let tracer = tracer.for_connection(conn.peer.to_string());
     let mut traced = TracedSocket::new(socket, ends, Role::Server, tracer);
+    match serve_stream(&mut traced, conn, shared, config) {
+        None => traced.closing_because("no valid proxy protocol header"),
+        // A conversation that ended by its own rules was not cut short by a shutdown that
+        // may have begun since; one that met an end of file or an error while stopping was.
+        Some(ended) if !ended.by_protocol() && shared.stopping() => {
+            traced.shutdown("the server is stopping");
+            traced.closing_because("the server is stopping");
+        }
+        Some(ended) => traced.closing_because(ended.words()),
+    }
+}
+
+/// The PROXY header if one is expected, then the conversation. It counts among the
+/// connections served unless it is a balancer's health check. `None`: no valid header.
+fn serve_stream(
+    stream: &mut impl Served,
+    conn: &Conn,
+    shared: &Shared,
+    config: &Config,
+) -> Option<Ended> {
+    let opened = open(stream, &conn.stream, conn.peer, config)?;
+    if !opened.check {
+        shared.served.fetch_add(1, Ordering::Relaxed);
+    }
     if config.proxy_protocol {
-        let client = opened.client;
-        let what = if opened.check {
-            "a health check"
-        } else {
-            "client"
-        };
-        traced
-            .tracer()
-            .event(&format!("proxy protocol header read: {what} {client}"));
+        stream.proxied(&opened, conn.peer);
     }
-    let ended = serve_connection(&mut traced, socket, &opened, shared, config);
-    // A conversation that ended by its own rules was not cut short by a shutdown that may
-    // have begun since; one that met an end of file or an error while stopping was.
-    if !ended.by_protocol() && shared.stopping() {
-        traced.shutdown("the server is stopping");
-        traced.closing_because("the server is stopping");
-    } else {
-        traced.closing_because(ended.words());
-    }
+    Some(serve_connection(
+        stream,
+        &conn.stream,
+        &opened,
+        shared,
+        config,
+    ))
 }
 
 /// The stream a conversation runs over: the socket, or the socket traced.
 trait Served: Read + Write {
     /// Tells the trace, if there is one, that our side was shut down, and why.
     fn shut_down(&self, _why: &str) {}
+
+    /// Tells the trace, if there is one, what the PROXY header said: its lines carry the
+    /// client it names from now on.
+    fn proxied(&self, _opened: &Opened, _relay: SocketAddr) {}
 }
 
 impl Served for &TcpStream {}
@@ -738,6 +750,19 @@ impl Served for &TcpStream {}
 impl Served for TracedSocket<&TcpStream> {
     fn shut_down(&self, why: &str) {
         self.shutdown(why);
+    }
+
+    fn proxied(&self, opened: &Opened, relay: SocketAddr) {
+        let client = opened.client;
+        self.tracer().set_label(client.to_string());
+        let what = if opened.check {
+            "a health check"
+        } else {
+            "client"
+        };
+        self.tracer().event(&format!(
+            "proxy protocol header from {relay}: {what} {client}"
+        ));
     }
 }
 
@@ -835,9 +860,15 @@ struct Opened {
     check: bool,
 }
 
-/// Reads the PROXY header when `--proxy-protocol` asks for one. `None`: the connection has
-/// no valid header and has been logged (one line); the caller closes it.
-fn open(stream: &TcpStream, peer: SocketAddr, config: &Config) -> Option<Opened> {
+/// Reads the PROXY header from `stream` (over `socket`) when `--proxy-protocol` asks for
+/// one. `None`: the connection has no valid header and has been logged (one line); the
+/// caller closes it.
+fn open(
+    stream: &mut impl Read,
+    socket: &TcpStream,
+    peer: SocketAddr,
+    config: &Config,
+) -> Option<Opened> {
     let mut opened = Opened {
         client: peer,
         early: Vec::new(),
@@ -846,7 +877,8 @@ fn open(stream: &TcpStream, peer: SocketAddr, config: &Config) -> Option<Opened>
     if !config.proxy_protocol {
         return Some(opened);
     }
-    let header = match read_proxy_header(stream, PROXY_HEADER_TIMEOUT, config.idle_timeout) {
+    let limit = PROXY_HEADER_TIMEOUT;
+    let header = match read_proxy_header(stream, socket, limit, config.idle_timeout) {
         Ok((header, early)) => {
             opened.early = early;
             header
@@ -866,10 +898,12 @@ fn open(stream: &TcpStream, peer: SocketAddr, config: &Config) -> Option<Opened>
     Some(opened)
 }
 
-/// Reads a PROXY protocol header within `limit`, in whatever pieces it comes; returns it
-/// and the bytes received after it. Restores `idle` as the read timeout afterwards.
+/// Reads a PROXY protocol header from `stream` within `limit`, in whatever pieces it comes;
+/// returns it and the bytes received after it. The deadline is set on `socket`, the socket
+/// under `stream`, which gets `idle` back as its read timeout afterwards.
 fn read_proxy_header(
-    stream: &TcpStream,
+    stream: &mut impl Read,
+    socket: &TcpStream,
     limit: Duration,
     idle: Option<Duration>,
 ) -> anyhow::Result<(Header, Vec<u8>)> {
@@ -882,8 +916,8 @@ fn read_proxy_header(
             anyhow::bail!("no proxy protocol header within {limit:?}");
         }
         let context = || "cannot read a proxy protocol header".to_string();
-        stream.set_read_timeout(Some(left)).io_context(context)?;
-        let n = match net::recv(&mut &*stream, &mut buf) {
+        socket.set_read_timeout(Some(left)).io_context(context)?;
+        let n = match net::recv(stream, &mut buf) {
             Err(err) if net::is_timeout(&err) => continue,
             other => other.io_context(context)?,
         };
@@ -899,7 +933,7 @@ fn read_proxy_header(
             break (header, buf[consumed..n].to_vec());
         }
     };
-    stream
+    socket
         .set_read_timeout(idle)
         .io_context(|| "cannot restore the idle timeout".to_string())?;
     Ok((header, early))
