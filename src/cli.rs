@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::demo;
 use crate::exit::Numbering;
@@ -23,6 +23,7 @@ use crate::fetch;
 use crate::hello::bench::{self, Rounds};
 use crate::hello::client::{self, Mode};
 use crate::hello::server;
+use crate::net::trace::{self, Tracer};
 use crate::net::{self, Family, IoContext};
 
 /// The whole command line.
@@ -42,6 +43,13 @@ pub struct Cli {
         visible_alias = "silent"
     )]
     pub quiet: bool,
+    /// Show every socket event on stderr: connect, accept, close, and each send and receive
+    /// with a dump of its bytes
+    #[arg(long, global = true)]
+    pub trace: bool,
+    /// Bytes dumped per send or receive with --trace (0: all of them)
+    #[arg(long, global = true, value_name = "N", default_value_t = trace::DEFAULT_LIMIT, requires = "trace")]
+    pub trace_bytes: usize,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -62,7 +70,7 @@ pub enum Command {
     /// Load a Hello server with concurrent clients and report throughput and latency
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
-    /// Run the tutorial end to end on loopback: a server and a client, both sides shown
+    /// Run the tutorial's lessons on loopback: fetch a page, the Hello server and client, threads
     #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
     /// Print a completion script for SHELL on stdout
@@ -96,8 +104,9 @@ Examples:
   sockdemo bench -c 50 --json > run.json     # one JSON object for scripts";
 const DEMO_EXAMPLES: &str = "\
 Examples:
-  sockdemo demo        # both sides: the client's lines on stdout, the server's log on stderr
-  sockdemo -q demo     # the client's four lines only";
+  sockdemo demo                  # the three lessons in the tutorial's order, about 4 s
+  sockdemo demo threads          # a thread per connection against --serial, as a timeline
+  sockdemo --trace demo hello    # every send and receive of both sides, on stderr";
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
   echo 'source <(sockdemo completions bash)' >> ~/.bashrc
@@ -133,6 +142,14 @@ pub struct ServeArgs {
     /// connection, and log the client it names; only behind a balancer you trust
     #[arg(long)]
     pub proxy_protocol: bool,
+    /// Connections the kernel may queue before they are accepted (the tutorial's listen(5));
+    /// the system caps it (net.core.somaxconn)
+    #[arg(long, value_name = "N", default_value_t = server::LISTEN_BACKLOG, value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64))]
+    pub backlog: u32,
+    /// Serve one connection at a time on the accepting thread, as a server without threads
+    /// would: the next client waits in the listen backlog
+    #[arg(long)]
+    pub serial: bool,
 }
 
 /// `sockdemo client`.
@@ -237,7 +254,29 @@ pub struct BenchArgs {
 
 /// `sockdemo demo`.
 #[derive(Debug, Clone, Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// The lesson to run; without one, all three in the tutorial's order
+    #[arg(value_name = "LESSON")]
+    pub lesson: Option<Lesson>,
+}
+
+/// `sockdemo demo LESSON`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lesson {
+    /// A web page over a raw socket: connect, send the request, the 1 KiB receive loop
+    Fetch,
+    /// The Hello server and its client, both sides shown
+    Hello,
+    /// Why every connection gets a thread: three clients, threads against --serial
+    Threads,
+}
+
+impl Cli {
+    /// The tracer `--trace` asks for, writing to stderr.
+    pub fn tracer(&self) -> Option<Tracer> {
+        self.trace.then(|| Tracer::new(self.trace_bytes))
+    }
+}
 
 /// `sockdemo completions`.
 #[derive(Debug, Clone, Args)]
@@ -261,17 +300,31 @@ impl Command {
     }
 }
 
-/// Runs one subcommand to completion; `quiet` is the global `-q`.
-pub fn run(command: Command, quiet: bool) -> anyhow::Result<()> {
+/// Runs one subcommand to completion; `quiet` is the global `-q`, `trace` what `--trace`
+/// asks for (see [`Cli::tracer`]).
+pub fn run(command: Command, quiet: bool, trace: Option<Tracer>) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => server::run(args.into()),
-        Command::Client(args) => client::run(args.into()),
-        Command::Demo(args) => demo::run(args.into()),
-        Command::Fetch(args) => fetch::run(fetch::Config {
-            quiet,
+        Command::Serve(args) => server::run(server::Config {
+            trace,
             ..args.into()
         }),
-        Command::Bench(args) => bench::run(args.into()),
+        Command::Client(args) => client::run(client::Config {
+            trace,
+            ..args.into()
+        }),
+        Command::Demo(args) => demo::run(demo::Config {
+            trace,
+            ..args.into()
+        }),
+        Command::Fetch(args) => fetch::run(fetch::Config {
+            quiet,
+            trace,
+            ..args.into()
+        }),
+        Command::Bench(args) => bench::run(bench::Config {
+            trace,
+            ..args.into()
+        }),
         Command::Completions(args) => to_stdout(|out| generate::completions(args.shell, out)),
         Command::Man(_) => to_stdout(generate::man),
     }
@@ -296,6 +349,9 @@ impl From<ServeArgs> for server::Config {
             thread_budget: thread_budget(),
             reuse_port: args.reuse_port,
             proxy_protocol: args.proxy_protocol,
+            backlog: args.backlog,
+            serial: args.serial,
+            trace: None,
         }
     }
 }
@@ -303,6 +359,7 @@ impl From<ServeArgs> for server::Config {
 impl From<ClientArgs> for client::Config {
     fn from(args: ClientArgs) -> Self {
         client::Config {
+            trace: None,
             names: args.names.into_iter().map(OsString::into_vec).collect(),
             host: args.host,
             port: args.port,
@@ -336,6 +393,7 @@ impl From<FetchArgs> for fetch::Config {
             },
             quiet: false,
             progress: !args.no_progress,
+            trace: None,
         }
     }
 }
@@ -355,13 +413,23 @@ impl From<BenchArgs> for bench::Config {
             timeout: args.timeout,
             json: args.json,
             thread_budget: thread_budget(),
+            trace: None,
         }
     }
 }
 
 impl From<DemoArgs> for demo::Config {
-    fn from(_: DemoArgs) -> Self {
-        demo::Config {}
+    fn from(args: DemoArgs) -> Self {
+        let lessons = match args.lesson {
+            None => demo::Lesson::ALL.to_vec(),
+            Some(Lesson::Fetch) => vec![demo::Lesson::Fetch],
+            Some(Lesson::Hello) => vec![demo::Lesson::Hello],
+            Some(Lesson::Threads) => vec![demo::Lesson::Threads],
+        };
+        demo::Config {
+            lessons,
+            trace: None,
+        }
     }
 }
 

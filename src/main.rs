@@ -11,7 +11,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let numbering = cli.command.numbering();
-    let status = match cli::run(cli.command, cli.quiet) {
+    let tracer = cli.tracer();
+    let status = match cli::run(cli.command, cli.quiet, tracer) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => match exit::status(&err, numbering) {
             None => ExitCode::SUCCESS,

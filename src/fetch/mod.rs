@@ -25,7 +25,8 @@ use anyhow::{bail, Context};
 use log::{debug, info};
 
 use crate::exit::{Kind, Tag};
-use crate::net::{self, Family, IoContext};
+use crate::net::trace::{Role, TracedSocket, Tracer};
+use crate::net::{self, Family, IoContext, Peer};
 use deadline::{Deadline, ReadTimeout};
 use progress::Progress;
 use response::{Event, Head, ResponseReader};
@@ -68,6 +69,8 @@ pub struct Config {
     /// A progress line on stderr when it is a terminal (`--no-progress` turns it off, and
     /// so does `-q`).
     pub progress: bool,
+    /// `--trace`: every connection's socket events.
+    pub trace: Option<Tracer>,
 }
 
 /// What a final status of 400 or more does (`-f`, `--fail-with-body`).
@@ -147,10 +150,36 @@ fn fetch_once(
         ))
         .tag(Kind::UnsupportedScheme);
     }
-    let (mut stream, peer) = open(url, config, deadline)?;
-    let timeout = ReadTimeout::new(&stream, net::optional(config.timeout), deadline)
+    let (socket, peer) = open(url, config, deadline)?;
+    let timeout = ReadTimeout::new(&socket, net::optional(config.timeout), deadline)
         .io_context(|| format!("cannot connect to {peer}"))
         .tag(Kind::Connect)?;
+    // The layers over the socket, socket first: (the receive cap,) the tracer, then TLS for
+    // https, so that the trace shows what crosses the socket. Without --trace the
+    // conversation runs on the socket itself.
+    let response = match &config.trace {
+        None => exchange(socket, peer, timeout, url, first, config)?,
+        Some(tracer) => {
+            let ends = Peer::of(&socket)
+                .io_context(|| format!("cannot connect to {}", url.authority()))
+                .tag(Kind::Connect)?;
+            let traced = TracedSocket::new(socket, ends, Role::Client, tracer.clone());
+            exchange(traced, peer, timeout, url, first, config)?
+        }
+    };
+    response.finish()
+}
+
+/// The request and its response over `stream`, which is closed on return.
+fn exchange<'a, S: Read + Write>(
+    mut stream: S,
+    peer: SocketAddr,
+    timeout: ReadTimeout,
+    url: &'a Url,
+    first: &'a Url,
+    config: &'a Config,
+) -> anyhow::Result<Response<'a>> {
+    // TLS wraps `stream` here, for https.
     let mut conn = Conversation {
         stream: &mut stream,
         peer,
@@ -161,7 +190,7 @@ fn fetch_once(
     conn.send(&request::get_request(&url.path, &url.authority(), &headers))?;
     let mut response = Response::new(url, first, config);
     conn.receive(config.recv_size, &mut response)?;
-    response.finish()
+    Ok(response)
 }
 
 /// Resolves the host and connects to its addresses, both families raced as RFC 8305 asks

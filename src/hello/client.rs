@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 pub use super::protocol::Mode;
 use super::protocol::{exit_message, Exchange, Mismatch, Replies, GREETING, MAX_LINE};
-use crate::net::{self, IoContext, RECV_SIZE};
+use crate::net::trace::{Role, TracedSocket, Tracer};
+use crate::net::{self, IoContext, Peer, RECV_SIZE};
 
 /// What `sockdemo client` is to do.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct Config {
     pub timeout: Duration,
     /// Raw messages (the tutorial's) or lines.
     pub mode: Mode,
+    /// `--trace`: the connection's socket events.
+    pub trace: Option<Tracer>,
 }
 
 /// `sockdemo client`.
@@ -43,7 +46,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
              use --host {host} --port {port}"
         );
     }
-    let mut conn = Connection::open(&config.host, config.port, config.timeout)?;
+    let conn = Connection::open(&config.host, config.port, config.timeout)?;
+    match config.trace.clone() {
+        None => converse(conn, config),
+        Some(tracer) => converse(conn.traced(tracer)?, config),
+    }
+}
+
+/// The whole conversation, stdin or the names given, over any stream.
+fn converse<S: Read + Write>(mut conn: Connection<S>, config: Config) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     if config.names.is_empty() {
@@ -207,6 +218,26 @@ impl Connection {
         let conn = Connection::new(stream, peer);
         Ok(match net::optional(timeout) {
             Some(limit) => conn.with_reply_timeout(limit, TcpStream::set_read_timeout),
+            None => conn,
+        })
+    }
+
+    /// The same connection with its socket traced from now on: `== connect local -> peer`
+    /// at once, every send and receive, `== close` when it is dropped. The reply timeout
+    /// still reaches the socket.
+    pub fn traced(self, tracer: Tracer) -> anyhow::Result<Connection<TracedSocket<TcpStream>>> {
+        let ends = Peer::of(&self.stream).io_context(|| "cannot read the socket's addresses")?;
+        let limit = self.deadline.as_ref().map(|d| d.limit);
+        let conn = Connection {
+            stream: TracedSocket::new(self.stream, ends, Role::Client, tracer),
+            peer: self.peer,
+            replies: self.replies,
+            deadline: None,
+        };
+        Ok(match limit {
+            Some(limit) => conn.with_reply_timeout(limit, |socket, timeout| {
+                socket.get_ref().set_read_timeout(timeout)
+            }),
             None => conn,
         })
     }

@@ -11,8 +11,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::net::describe;
 
-/// Connections the kernel may hold for us while we are not accepting (std's own is 128).
-const LISTEN_BACKLOG: i32 = 1024;
 /// With `--port 0` and several addresses, the port the system picks for the first may be
 /// taken on another: tries at a port free on all of them.
 const PORT_ATTEMPTS: u32 = 8;
@@ -21,11 +19,15 @@ const PORT_ATTEMPTS: u32 = 8;
 /// port 0 the one the system picks for the first. Accepted sockets inherit `idle_timeout` on
 /// reads and writes and TCP_NODELAY on Linux (see the server's `configure`). `reuse_port`
 /// sets SO_REUSEPORT, so that other processes that set it may listen on the same port.
+/// `backlog` is `listen`'s (the system caps it).
 pub(super) fn listen_all(
     addrs: &[SocketAddr],
     idle_timeout: Option<Duration>,
     reuse_port: bool,
+    backlog: u32,
 ) -> anyhow::Result<Vec<TcpListener>> {
+    // The command line keeps it within an int; a larger one would only be capped.
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
     let mut distinct: Vec<SocketAddr> = Vec::with_capacity(addrs.len());
     for addr in addrs {
         if !distinct.contains(addr) {
@@ -35,7 +37,7 @@ pub(super) fn listen_all(
     let picked = distinct.first().is_some_and(|a| a.port() == 0);
     let mut attempt = 1;
     loop {
-        match listen_each(&distinct, idle_timeout, reuse_port) {
+        match listen_each(&distinct, idle_timeout, reuse_port, backlog) {
             Ok(listeners) => return Ok(listeners),
             Err((_, err))
                 if picked && err.kind() == io::ErrorKind::AddrInUse && attempt < PORT_ATTEMPTS =>
@@ -52,6 +54,7 @@ fn listen_each(
     addrs: &[SocketAddr],
     idle_timeout: Option<Duration>,
     reuse_port: bool,
+    backlog: i32,
 ) -> Result<Vec<TcpListener>, (SocketAddr, io::Error)> {
     // Alone, `::` also takes IPv4 (the system's default); beside other addresses it must
     // not, or `0.0.0.0` on the same port would be "in use".
@@ -61,7 +64,7 @@ fn listen_each(
     for addr in addrs {
         let addr = SocketAddr::new(addr.ip(), port);
         let listener =
-            listen(addr, idle_timeout, v6_only, reuse_port).map_err(|err| (addr, err))?;
+            listen(addr, idle_timeout, v6_only, reuse_port, backlog).map_err(|err| (addr, err))?;
         if port == 0 {
             port = listener.local_addr().map_err(|err| (addr, err))?.port();
         }
@@ -76,6 +79,7 @@ fn listen(
     idle_timeout: Option<Duration>,
     v6_only: bool,
     reuse_port: bool,
+    backlog: i32,
 ) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -86,7 +90,7 @@ fn listen(
         socket.set_only_v6(true)?;
     }
     socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
+    socket.listen(backlog)?;
     socket.set_tcp_nodelay(true)?;
     socket.set_read_timeout(idle_timeout)?;
     socket.set_write_timeout(idle_timeout)?;
@@ -139,7 +143,8 @@ mod tests {
             eprintln!("skipped: no IPv6 loopback here");
             return;
         }
-        let listeners = listen_all(&addrs, None, false).expect("listen");
+        let listeners =
+            listen_all(&addrs, None, false, crate::hello::server::LISTEN_BACKLOG).expect("listen");
         let locals: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         assert_eq!(locals.len(), 2, "{locals:?}");
         assert_ne!(locals[0].port(), 0);

@@ -14,6 +14,12 @@
 //! this starts a pause, logged once; while the pause lasts, each free slot goes to a client
 //! already waiting in the backlog, and the first free slot that finds the backlog empty ends
 //! the pause, logged once too.
+//!
+//! A connection thread is named after the connection it was started for (`hello-conn-7`),
+//! and the log says which thread serves each connection and how many are open, so that a
+//! learner sees a thread per connection, and a thread reused. `--serial` is the server the
+//! tutorial warns against: every connection is served on the accepting thread, so the next
+//! client waits in the listen backlog until this one leaves.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -32,7 +38,8 @@ use super::protocol::{End, Framer, GREETING};
 use super::proxy::{self, Header, Status};
 use super::threads;
 use crate::exit::Signalled;
-use crate::net::{self, describe, IoContext, RECV_SIZE};
+use crate::net::trace::{Role, TracedSocket, Tracer};
+use crate::net::{self, describe, IoContext, Peer, RECV_SIZE};
 use crate::signals;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -41,6 +48,9 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 const CONN_STACK: usize = 64 * 1024;
 /// Open connections at most, unless the config says otherwise.
 pub const MAX_CONNECTIONS: u32 = 1024;
+/// Connections the kernel may hold for us while we are not accepting (std's own is 128),
+/// unless the config says otherwise: the tutorial's `listen(5)`.
+pub const LISTEN_BACKLOG: u32 = 1024;
 /// How long a thread that has finished a connection waits for another before it exits.
 const THREAD_KEEPALIVE: Duration = Duration::from_secs(5);
 /// Threads kept waiting at most; beyond that a finished thread exits at once.
@@ -83,6 +93,12 @@ pub struct Config {
     pub reuse_port: bool,
     /// Every connection begins with a PROXY protocol header naming the real client.
     pub proxy_protocol: bool,
+    /// The listen backlog (the system caps it at `net.core.somaxconn`).
+    pub backlog: u32,
+    /// Serve one connection at a time, on the accepting thread.
+    pub serial: bool,
+    /// `--trace`: every connection's socket events, each line marked with its peer.
+    pub trace: Option<Tracer>,
 }
 
 impl Default for Config {
@@ -96,6 +112,9 @@ impl Default for Config {
             thread_budget: None,
             reuse_port: false,
             proxy_protocol: false,
+            backlog: LISTEN_BACKLOG,
+            serial: false,
+            trace: None,
         }
     }
 }
@@ -191,6 +210,8 @@ enum CappedBy {
     Budget,
     /// The system refused a thread.
     Refusal,
+    /// `--serial`: one at a time.
+    Serial,
 }
 
 impl fmt::Display for CappedBy {
@@ -199,6 +220,7 @@ impl fmt::Display for CappedBy {
             CappedBy::Flag => "--max-connections",
             CappedBy::Budget => "as many as the system can give threads to",
             CappedBy::Refusal => "as many as the system gave threads to",
+            CappedBy::Serial => "--serial",
         })
     }
 }
@@ -249,7 +271,12 @@ impl Server {
     /// [`local_addr`]: Server::local_addr
     pub fn bind(config: Config) -> anyhow::Result<Server> {
         let addrs = net::resolve(&config.host, config.port, net::Family::Any)?;
-        let listeners = listen::listen_all(&addrs, config.idle_timeout, config.reuse_port)?;
+        let listeners = listen::listen_all(
+            &addrs,
+            config.idle_timeout,
+            config.reuse_port,
+            config.backlog,
+        )?;
         let mut locals = Vec::with_capacity(listeners.len());
         for listener in &listeners {
             let local = listener
@@ -259,7 +286,12 @@ impl Server {
             locals.push(local);
         }
         let budget = threads::budget(config.thread_budget);
-        let admission = Admission::within(config.max_connections, budget, listeners.len());
+        let mut admission = Admission::within(config.max_connections, budget, listeners.len());
+        if config.serial {
+            // One at a time, also across the accepting threads of several addresses.
+            admission.cap = 1;
+            admission.capped_by = CappedBy::Serial;
+        }
         Ok(Server {
             listeners: listeners.into_iter().map(Arc::new).collect(),
             locals,
@@ -344,7 +376,23 @@ impl Server {
         let Some(id) = self.shared.admit(&stream) else {
             return;
         };
-        self.dispatch(Conn { id, stream, peer });
+        let conn = Conn { id, stream, peer };
+        if self.config.serial {
+            self.serve_here(conn);
+        } else {
+            self.dispatch(conn);
+        }
+    }
+
+    /// `--serial`: serves the connection on the accepting thread, to its end.
+    fn serve_here(&self, conn: Conn) {
+        let slot = Slot {
+            shared: &self.shared,
+            id: conn.id,
+        };
+        serve(&conn, &self.shared, &self.config);
+        drop(conn);
+        drop(slot);
     }
 
     /// Gives an accepted socket TCP_NODELAY (one write per reply must leave at once) and the
@@ -381,11 +429,9 @@ impl Server {
         let shared = Arc::clone(&self.shared);
         let config = Arc::clone(&self.config);
         let spawned = thread::Builder::new()
-            .name("hello-conn".to_string())
+            .name(format!("hello-conn-{id}"))
             .stack_size(CONN_STACK)
-            .spawn(move || {
-                connection_thread(conn, &shared, |c| serve_connection(c, &shared, &config))
-            });
+            .spawn(move || connection_thread(conn, &shared, |c| serve(c, &shared, &config)));
         if let Err(err) = spawned {
             // The closure, and the connection in it, is gone: only the slot is left.
             self.shared.unregister(id);
@@ -493,10 +539,16 @@ impl Shared {
         if self.stopping() {
             return None;
         }
-        let id = open.next_id;
+        // Numbered from 1 in the order of admission: the thread started for it bears it.
         open.next_id += 1;
+        let id = open.next_id;
         open.streams.insert(id, Arc::clone(stream));
         Some(id)
+    }
+
+    /// Connections open now.
+    fn open_count(&self) -> usize {
+        self.lock().streams.len()
     }
 
     fn paused(&self) -> bool {
@@ -628,35 +680,174 @@ fn connection_thread(first: Conn, shared: &Shared, serve: impl Fn(&Conn)) {
     }
 }
 
-/// One client, from its PROXY header (with `--proxy-protocol`) and greeting to close. Every
-/// way it can end is logged, never propagated: a client's trouble is not the server's. It
-/// counts among the connections served unless it is a balancer's health check, whose lines
-/// are debug only.
-fn serve_connection(conn: &Conn, shared: &Shared, config: &Config) {
-    let Some(opened) = open(&conn.stream, conn.peer, config) else {
+/// One client, from its PROXY header (with `--proxy-protocol`) and greeting to close, on
+/// its socket, or with `--trace` on the socket wrapped in a tracer whose lines carry the
+/// peer (the client the header names, once it is read): the type decides, so the untraced
+/// path is the plain socket's.
+fn serve(conn: &Conn, shared: &Shared, config: &Config) {
+    let socket = &*conn.stream;
+    let Some(tracer) = &config.trace else {
+        serve_stream(&mut &*socket, conn, shared, config);
         return;
     };
+    let local = socket
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+    let ends = Peer {
+        local,
+        peer: conn.peer,
+    };
+    let tracer = tracer.for_connection(conn.peer.to_string());
+    let mut traced = TracedSocket::new(socket, ends, Role::Server, tracer);
+    match serve_stream(&mut traced, conn, shared, config) {
+        None => traced.closing_because("no valid proxy protocol header"),
+        // A conversation that ended by its own rules was not cut short by a shutdown that
+        // may have begun since; one that met an end of file or an error while stopping was.
+        Some(ended) if !ended.by_protocol() && shared.stopping() => {
+            traced.shutdown("the server is stopping");
+            traced.closing_because("the server is stopping");
+        }
+        Some(ended) => traced.closing_because(ended.words()),
+    }
+}
+
+/// The PROXY header if one is expected, then the conversation. It counts among the
+/// connections served unless it is a balancer's health check. `None`: no valid header.
+fn serve_stream(
+    stream: &mut impl Served,
+    conn: &Conn,
+    shared: &Shared,
+    config: &Config,
+) -> Option<Ended> {
+    let opened = open(stream, &conn.stream, conn.peer, config)?;
     if !opened.check {
         shared.served.fetch_add(1, Ordering::Relaxed);
     }
+    if config.proxy_protocol {
+        stream.proxied(&opened, conn.peer);
+    }
+    Some(serve_connection(
+        stream,
+        &conn.stream,
+        &opened,
+        shared,
+        config,
+    ))
+}
+
+/// The stream a conversation runs over: the socket, or the socket traced.
+trait Served: Read + Write {
+    /// Tells the trace, if there is one, that our side was shut down, and why.
+    fn shut_down(&self, _why: &str) {}
+
+    /// Tells the trace, if there is one, what the PROXY header said: its lines carry the
+    /// client it names from now on.
+    fn proxied(&self, _opened: &Opened, _relay: SocketAddr) {}
+}
+
+impl Served for &TcpStream {}
+
+impl Served for TracedSocket<&TcpStream> {
+    fn shut_down(&self, why: &str) {
+        self.shutdown(why);
+    }
+
+    fn proxied(&self, opened: &Opened, relay: SocketAddr) {
+        let client = opened.client;
+        self.tracer().set_label(client.to_string());
+        let what = if opened.check {
+            "a health check"
+        } else {
+            "client"
+        };
+        self.tracer().event(&format!(
+            "proxy protocol header from {relay}: {what} {client}"
+        ));
+    }
+}
+
+/// How a conversation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The client sent `exit`.
+    Exit,
+    /// A line grew too long.
+    LineTooLong,
+    /// End of file: the client closed.
+    Closed,
+    /// Nothing arrived for the idle timeout.
+    TimedOut,
+    /// A receive or send failed.
+    Failed,
+}
+
+impl Ended {
+    /// Ended by the protocol's own rules, whatever else happened meanwhile.
+    fn by_protocol(self) -> bool {
+        matches!(self, Ended::Exit | Ended::LineTooLong)
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Ended::Exit => "peer sent exit",
+            Ended::LineTooLong => "line too long",
+            Ended::Closed => "peer closed",
+            Ended::TimedOut => "timed out",
+            Ended::Failed => "receive or send failed",
+        }
+    }
+}
+
+/// One client, from greeting to close, over `stream` (`socket` is the socket under it).
+/// Every way it can end is logged, never propagated: a client's trouble is not the
+/// server's. The log names the thread serving it; a balancer's health check is logged at
+/// debug only.
+fn serve_connection(
+    stream: &mut impl Served,
+    socket: &TcpStream,
+    opened: &Opened,
+    shared: &Shared,
+    config: &Config,
+) -> Ended {
     let peer = opened.client;
     let level = if opened.check {
         Level::Debug
     } else {
         Level::Info
     };
-    log!(level, "Accept new connection from {peer}...");
-    let ended = converse(&mut &*conn.stream, &opened.early, config);
-    match ended {
-        Ok(Some(End::LineTooLong)) => warn!("Connection from {peer}: line too long, closing"),
-        Ok(_) => {}
-        Err(ref err) if net::is_timeout(err) => log!(level, "Connection from {peer} timed out"),
-        Err(ref err) => debug!("Connection from {peer}: {}", describe(err)),
+    let thread = thread::current();
+    let name = thread.name().unwrap_or("unnamed");
+    let open = shared.open_count();
+    log!(
+        level,
+        "Accept new connection from {peer}... (thread {name}, {open} open)"
+    );
+    let ended = match converse(stream, &opened.early, config) {
+        Ok(Some(End::LineTooLong)) => {
+            warn!("Connection from {peer}: line too long, closing");
+            Ended::LineTooLong
+        }
+        Ok(Some(End::Exit)) => Ended::Exit,
+        Ok(None) => Ended::Closed,
+        Err(err) if net::is_timeout(&err) => {
+            log!(level, "Connection from {peer} timed out");
+            Ended::TimedOut
+        }
+        Err(err) => {
+            debug!("Connection from {peer}: {}", describe(&err));
+            Ended::Failed
+        }
+    };
+    if ended.by_protocol() {
+        linger(stream, socket);
     }
-    if let Ok(Some(_)) = ended {
-        linger(&conn.stream);
-    }
-    log!(level, "Connection from {peer} closed.");
+    // This one is still counted until its slot is given back.
+    let open = shared.open_count().saturating_sub(1);
+    log!(
+        level,
+        "Connection from {peer} closed. (thread {name}, {open} open)"
+    );
+    ended
 }
 
 /// A connection about to be served: who it is for, and what it sent ahead.
@@ -669,9 +860,15 @@ struct Opened {
     check: bool,
 }
 
-/// Reads the PROXY header when `--proxy-protocol` asks for one. `None`: the connection has
-/// no valid header and has been logged (one line); the caller closes it.
-fn open(stream: &TcpStream, peer: SocketAddr, config: &Config) -> Option<Opened> {
+/// Reads the PROXY header from `stream` (over `socket`) when `--proxy-protocol` asks for
+/// one. `None`: the connection has no valid header and has been logged (one line); the
+/// caller closes it.
+fn open(
+    stream: &mut impl Read,
+    socket: &TcpStream,
+    peer: SocketAddr,
+    config: &Config,
+) -> Option<Opened> {
     let mut opened = Opened {
         client: peer,
         early: Vec::new(),
@@ -680,7 +877,8 @@ fn open(stream: &TcpStream, peer: SocketAddr, config: &Config) -> Option<Opened>
     if !config.proxy_protocol {
         return Some(opened);
     }
-    let header = match read_proxy_header(stream, PROXY_HEADER_TIMEOUT, config.idle_timeout) {
+    let limit = PROXY_HEADER_TIMEOUT;
+    let header = match read_proxy_header(stream, socket, limit, config.idle_timeout) {
         Ok((header, early)) => {
             opened.early = early;
             header
@@ -700,10 +898,12 @@ fn open(stream: &TcpStream, peer: SocketAddr, config: &Config) -> Option<Opened>
     Some(opened)
 }
 
-/// Reads a PROXY protocol header within `limit`, in whatever pieces it comes; returns it
-/// and the bytes received after it. Restores `idle` as the read timeout afterwards.
+/// Reads a PROXY protocol header from `stream` within `limit`, in whatever pieces it comes;
+/// returns it and the bytes received after it. The deadline is set on `socket`, the socket
+/// under `stream`, which gets `idle` back as its read timeout afterwards.
 fn read_proxy_header(
-    stream: &TcpStream,
+    stream: &mut impl Read,
+    socket: &TcpStream,
     limit: Duration,
     idle: Option<Duration>,
 ) -> anyhow::Result<(Header, Vec<u8>)> {
@@ -716,8 +916,8 @@ fn read_proxy_header(
             anyhow::bail!("no proxy protocol header within {limit:?}");
         }
         let context = || "cannot read a proxy protocol header".to_string();
-        stream.set_read_timeout(Some(left)).io_context(context)?;
-        let n = match net::recv(&mut &*stream, &mut buf) {
+        socket.set_read_timeout(Some(left)).io_context(context)?;
+        let n = match net::recv(stream, &mut buf) {
             Err(err) if net::is_timeout(&err) => continue,
             other => other.io_context(context)?,
         };
@@ -733,7 +933,7 @@ fn read_proxy_header(
             break (header, buf[consumed..n].to_vec());
         }
     };
-    stream
+    socket
         .set_read_timeout(idle)
         .io_context(|| "cannot restore the idle timeout".to_string())?;
     Ok((header, early))
@@ -804,20 +1004,21 @@ fn recycle(out: &mut Vec<u8>) {
 /// still be sending. Closing a socket with unread bytes sends a reset, which can destroy
 /// replies the client has not read yet; so our side is shut first (the client reads every
 /// reply, then EOF), and what the client still sends is read and dropped until it closes,
-/// for [`LINGER_TIME`] and [`LINGER_BYTES`] at most.
-fn linger(stream: &TcpStream) {
-    if stream.shutdown(Shutdown::Write).is_err() {
+/// for [`LINGER_TIME`] and [`LINGER_BYTES`] at most. `socket` is the socket under `stream`.
+fn linger(stream: &mut impl Served, socket: &TcpStream) {
+    if socket.shutdown(Shutdown::Write).is_err() {
         return;
     }
+    stream.shut_down("our sending side, after the last reply");
     let deadline = Instant::now() + LINGER_TIME;
     let mut buf = [0u8; RECV_SIZE];
     let mut drained = 0;
     while drained < LINGER_BYTES {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
             return;
         }
-        match net::recv(&mut &*stream, &mut buf) {
+        match net::recv(stream, &mut buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => drained += n,
         }

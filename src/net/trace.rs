@@ -7,7 +7,8 @@
 //! a [`Tracer`] turns one event into one block of lines with the connection's label in front
 //! and hands it to a [`Sink`] (the process's one stderr writer, or a capture in tests) as a
 //! single write, so that concurrent connections never mix within an event; [`Traced`] wraps
-//! any `Read + Write` stream and reports every call that moved data. Without `--trace` the
+//! any `Read + Write` stream and reports every call that moved data; [`TracedSocket`] adds the
+//! `== ` lines at a connection's two ends (made, closed). Without `--trace` the
 //! wrapper is simply not there: callers pick `S` or `Traced<S>` by type, so the untraced path
 //! has no branch, no allocation and no lock added.
 
@@ -15,6 +16,7 @@ use std::fmt::Write as _;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::Peer;
 use crate::console::{Capture, Console};
 
 /// Bytes dumped per event unless told otherwise (`--trace-bytes`).
@@ -354,6 +356,116 @@ impl<S: Write> Write for Traced<S> {
     }
 }
 
+/// Which end of a connection this program is, for the `== ` lines: they name our end first
+/// and point the arrow from the side that connected to the side that accepted, so that the
+/// two programs' traces of one connection show the same four numbers the same way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// We connected: `local -> peer`.
+    Client,
+    /// We accepted: `local <- peer`.
+    Server,
+}
+
+/// A connection's 4-tuple as trace lines write it: `127.0.0.1:50548 -> 127.0.0.1:9999` for
+/// a client, `127.0.0.1:9999 <- 127.0.0.1:50548` for a server.
+pub fn tuple(ends: &Peer, role: Role) -> String {
+    match role {
+        Role::Client => format!("{} -> {}", ends.local, ends.peer),
+        Role::Server => format!("{} <- {}", ends.local, ends.peer),
+    }
+}
+
+/// A connected socket traced from end to end: `== connect local -> peer` (or
+/// `== accept local <- peer`) when it is made, every system call that moves data (as
+/// [`Traced`]), and `== close ...` when it is dropped, whichever way the conversation ended.
+/// A TLS layer goes around this one, so that what it shows is what crosses the socket.
+#[derive(Debug)]
+pub struct TracedSocket<S> {
+    traced: Traced<S>,
+    ends: Peer,
+    role: Role,
+    why: Option<String>,
+}
+
+impl<S> TracedSocket<S> {
+    /// Traces `socket`, whose ends are `ends`, and writes the line that opens it.
+    pub fn new(socket: S, ends: Peer, role: Role, tracer: Tracer) -> TracedSocket<S> {
+        let verb = match role {
+            Role::Client => "connect",
+            Role::Server => "accept",
+        };
+        tracer.event(&format!("{verb} {}", tuple(&ends, role)));
+        TracedSocket {
+            traced: Traced::new(socket, tracer),
+            ends,
+            role,
+            why: None,
+        }
+    }
+
+    /// The connection's two ends.
+    pub fn ends(&self) -> Peer {
+        self.ends
+    }
+
+    /// The tracer, for more `== ` lines about this connection.
+    pub fn tracer(&self) -> &Tracer {
+        self.traced.tracer()
+    }
+
+    /// `== shutdown <tuple> (why)`: the socket was shut down (by us, for `why`).
+    pub fn shutdown(&self, why: &str) {
+        let tuple = tuple(&self.ends, self.role);
+        self.tracer().event(&format!("shutdown {tuple} ({why})"));
+    }
+
+    /// Why the connection ends, said in parentheses on its `== close` line.
+    pub fn closing_because(&mut self, why: impl Into<String>) {
+        self.why = Some(why.into());
+    }
+
+    /// The socket underneath.
+    pub fn get_ref(&self) -> &S {
+        self.traced.get_ref()
+    }
+}
+
+impl<S: Read> Read for TracedSocket<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.traced.read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.traced.read_vectored(bufs)
+    }
+}
+
+impl<S: Write> Write for TracedSocket<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.traced.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.traced.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.traced.flush()
+    }
+}
+
+impl<S> Drop for TracedSocket<S> {
+    fn drop(&mut self) {
+        let tuple = tuple(&self.ends, self.role);
+        let line = match &self.why {
+            Some(why) => format!("close {tuple} ({why})"),
+            None => format!("close {tuple}"),
+        };
+        self.tracer().event(&line);
+    }
+}
+
 /// The first `n` bytes of `slices`, as one run.
 fn gather(slices: &[&[u8]], n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n);
@@ -682,5 +794,55 @@ mod tests {
         assert_eq!(empty.write(b"").unwrap(), 0);
         assert_eq!(capture.text(), "");
         assert_eq!(empty.into_inner().output, b"");
+    }
+
+    #[test]
+    fn a_traced_socket_names_both_ends_when_made_and_when_dropped() {
+        let ends = Peer {
+            local: "127.0.0.1:50548".parse().unwrap(),
+            peer: "127.0.0.1:9999".parse().unwrap(),
+        };
+        let (tracer, capture) = tracer(0);
+        let mut socket =
+            TracedSocket::new(Duplex::new(b"Welcome!", 64, 64), ends, Role::Client, tracer);
+        let mut buf = [0; 64];
+        assert_eq!(socket.read(&mut buf).unwrap(), 8);
+        drop(socket);
+        let server_side = Peer {
+            local: ends.peer,
+            peer: ends.local,
+        };
+        let (tracer, server) = self::tracer(0);
+        let mut socket = TracedSocket::new(
+            Duplex::new(b"", 64, 64),
+            server_side,
+            Role::Server,
+            tracer.for_connection(ends.local.to_string()),
+        );
+        socket.write_all(b"Welcome!").unwrap();
+        socket.shutdown("the server is stopping");
+        socket.closing_because("peer sent exit");
+        drop(socket);
+        let text = capture.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "== connect 127.0.0.1:50548 -> 127.0.0.1:9999");
+        assert_eq!(lines[1], "<= recv 8 bytes");
+        assert_eq!(lines[3], "== close 127.0.0.1:50548 -> 127.0.0.1:9999");
+        let text = server.text();
+        let lines: Vec<&str> = text.lines().collect();
+        let p = "[127.0.0.1:50548] ";
+        assert_eq!(
+            lines[0],
+            format!("{p}== accept 127.0.0.1:9999 <- 127.0.0.1:50548")
+        );
+        assert_eq!(lines[1], format!("{p}=> send 8 bytes"));
+        assert_eq!(
+            lines[3],
+            format!("{p}== shutdown 127.0.0.1:9999 <- 127.0.0.1:50548 (the server is stopping)")
+        );
+        assert_eq!(
+            lines[4],
+            format!("{p}== close 127.0.0.1:9999 <- 127.0.0.1:50548 (peer sent exit)")
+        );
     }
 }

@@ -21,6 +21,11 @@
 //! set-up, and a refused, reset or timed-out connect is retried up to [`CONNECT_ATTEMPTS`]
 //! times with a doubling back-off, then counted as an error.
 //!
+//! With `--trace` every connection's socket events are traced, each line marked with the
+//! connection's own address (`[127.0.0.1:50548] `), the label the server's trace gives the same
+//! connection. That is a lot of output and slows every round trip: the figures then measure
+//! the tracing too, and the bench says so. Without it the clients use the plain socket.
+//!
 //! A client stops at its first error (wrong reply, close, reset, timeout, failed connect):
 //! the error is counted, the first few are logged, and the bench exits 1 after printing
 //! its figures.
@@ -36,8 +41,8 @@
 mod latency;
 mod report;
 
-use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 use std::thread;
@@ -49,6 +54,7 @@ use super::client::{self, Connection};
 use super::protocol::{exit_message, Exchange, Mode, GREETING};
 use super::threads;
 use crate::exit::Signalled;
+use crate::net::trace::{TracedSocket, Tracer};
 use crate::net::{self, IoContext, PlainIoError};
 
 pub use latency::{Latency, Samples, LATENCY_BUDGET};
@@ -88,6 +94,8 @@ pub struct Config {
     pub json: bool,
     /// How many more threads the system can give; `None`: read from the system's limits.
     pub thread_budget: Option<usize>,
+    /// `--trace`: every connection's socket events.
+    pub trace: Option<Tracer>,
 }
 
 /// `sockdemo bench`.
@@ -107,7 +115,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             ""
         }
     );
-    let summary = bench(&plan, &shared);
+    let summary = match &config.trace {
+        None => bench(&plan, &shared, &Plain),
+        Some(tracer) => {
+            warn!("--trace slows every round trip: these figures measure the tracing too");
+            bench(&plan, &shared, &Tracing(tracer.clone()))
+        }
+    };
     let printed = if config.json {
         summary.json() + "\n"
     } else {
@@ -190,6 +204,42 @@ impl Plan {
     }
 }
 
+/// What a client's connection is carried on: the socket itself, or the socket traced. Chosen
+/// once for the whole bench, so that without `--trace` every round trip is the plain
+/// socket's, with no branch in it.
+trait Carrier: Sync {
+    /// The stream the conversation runs over.
+    type Stream: Read + Write;
+    /// Puts a freshly connected socket's conversation on [`Self::Stream`].
+    fn carry(&self, conn: Connection) -> anyhow::Result<Connection<Self::Stream>>;
+}
+
+/// The socket itself.
+struct Plain;
+
+impl Carrier for Plain {
+    type Stream = TcpStream;
+
+    fn carry(&self, conn: Connection) -> anyhow::Result<Connection> {
+        Ok(conn)
+    }
+}
+
+/// The socket traced, each connection's lines marked with its own address.
+struct Tracing(Tracer);
+
+impl Carrier for Tracing {
+    type Stream = TracedSocket<TcpStream>;
+
+    fn carry(&self, conn: Connection) -> anyhow::Result<Connection<Self::Stream>> {
+        let local = conn
+            .get_ref()
+            .local_addr()
+            .io_context(|| "cannot read the socket's address")?;
+        conn.traced(self.0.for_connection(local.to_string()))
+    }
+}
+
 /// What the clients share: the connect window, the start signal, the error count.
 struct Shared {
     window: Window,
@@ -228,7 +278,7 @@ struct Tally {
 }
 
 /// Runs every client and gathers their figures.
-fn bench(plan: &Plan, shared: &Shared) -> Summary {
+fn bench<C: Carrier>(plan: &Plan, shared: &Shared, carrier: &C) -> Summary {
     let (tallies, setup, start) = thread::scope(|scope| {
         let (ready_tx, ready_rx) = mpsc::channel();
         let setup_began = Instant::now();
@@ -238,7 +288,7 @@ fn bench(plan: &Plan, shared: &Shared) -> Summary {
             let spawned = thread::Builder::new()
                 .name(format!("bench-{i}"))
                 .stack_size(CLIENT_STACK)
-                .spawn_scoped(scope, move || client(i, plan, shared, ready));
+                .spawn_scoped(scope, move || client(i, plan, shared, carrier, ready));
             match spawned {
                 Ok(handle) => handles.push(handle),
                 Err(err) => shared.errors.report(
@@ -293,7 +343,13 @@ fn bench(plan: &Plan, shared: &Shared) -> Summary {
 }
 
 /// One client thread: set up, say it is ready, wait for the start, run.
-fn client(i: usize, plan: &Plan, shared: &Shared, ready: mpsc::Sender<()>) -> Tally {
+fn client<C: Carrier>(
+    i: usize,
+    plan: &Plan,
+    shared: &Shared,
+    carrier: &C,
+    ready: mpsc::Sender<()>,
+) -> Tally {
     let exchange = Exchange::new(format!("bench-{i}").as_bytes(), plan.mode);
     let mut tally = Tally {
         connections: 0,
@@ -305,9 +361,9 @@ fn client(i: usize, plan: &Plan, shared: &Shared, ready: mpsc::Sender<()>) -> Ta
         let _ = ready.send(());
         drop(ready);
         let start = shared.start.wait();
-        reconnecting(plan, shared, &exchange, start, &mut tally)
+        reconnecting(plan, shared, carrier, &exchange, start, &mut tally)
     } else {
-        let conn = set_up(i, plan, shared);
+        let conn = set_up(i, plan, shared, carrier);
         let _ = ready.send(());
         drop(ready);
         match conn {
@@ -330,7 +386,12 @@ fn client(i: usize, plan: &Plan, shared: &Shared, ready: mpsc::Sender<()>) -> Ta
 /// connecting, the bench has failed: the clients still waiting for the window do not try,
 /// so that a server that is not running costs the retries of a few clients, not of all.
 /// Every failure, skipped clients included, is reported here.
-fn set_up(i: usize, plan: &Plan, shared: &Shared) -> Option<Connection> {
+fn set_up<C: Carrier>(
+    i: usize,
+    plan: &Plan,
+    shared: &Shared,
+    carrier: &C,
+) -> Option<Connection<C::Stream>> {
     let _slot = shared.window.enter();
     if shared.stopped().is_some() {
         return None;
@@ -340,7 +401,7 @@ fn set_up(i: usize, plan: &Plan, shared: &Shared) -> Option<Connection> {
         shared.errors.report(i, &err);
         return None;
     }
-    match open_greeted(plan) {
+    match open_greeted(plan, carrier) {
         Ok(conn) => Some(conn),
         Err(err) => {
             // Reported first, so that the first error on record is the real cause.
@@ -352,8 +413,8 @@ fn set_up(i: usize, plan: &Plan, shared: &Shared) -> Option<Connection> {
 }
 
 /// Round trips on one connection, then `exit`.
-fn persistent(
-    conn: &mut Connection,
+fn persistent<S: Read + Write>(
+    conn: &mut Connection<S>,
     plan: &Plan,
     shared: &Shared,
     exchange: &Exchange,
@@ -369,16 +430,17 @@ fn persistent(
 }
 
 /// A new connection for every round trip: connect, greeting, message, reply, `exit`.
-fn reconnecting(
+fn reconnecting<C: Carrier>(
     plan: &Plan,
     shared: &Shared,
+    carrier: &C,
     exchange: &Exchange,
     start: Instant,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
     rounds(plan, shared, start, tally, || {
         let began = Instant::now();
-        let mut conn = open_greeted(plan)?;
+        let mut conn = open_greeted(plan, carrier)?;
         conn.round_trip(exchange)?;
         conn.send(exit_message(plan.mode))?;
         Ok((began, 1))
@@ -411,8 +473,8 @@ fn rounds(
 }
 
 /// A connection that has said `Welcome!`.
-fn open_greeted(plan: &Plan) -> anyhow::Result<Connection> {
-    let mut conn = connect_with_retry(&plan.addrs, plan.timeout)?;
+fn open_greeted<C: Carrier>(plan: &Plan, carrier: &C) -> anyhow::Result<Connection<C::Stream>> {
+    let mut conn = carrier.carry(connect_with_retry(&plan.addrs, plan.timeout)?)?;
     conn.expect(GREETING, "greeting")?;
     if plan.mode == Mode::Lines {
         conn.enter_line_mode()?;
@@ -593,6 +655,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             json: false,
             thread_budget: None,
+            trace: None,
         };
         let plan = Plan::new(&config).expect("plan");
         assert_eq!(plan.deadline(Instant::now()), None);
