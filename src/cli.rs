@@ -316,11 +316,16 @@ pub fn run(command: Command, quiet: bool, trace: Option<Tracer>) -> anyhow::Resu
             trace,
             ..args.into()
         }),
-        Command::Fetch(args) => fetch::run(fetch::Config {
-            quiet,
-            trace,
-            ..args.into()
-        }),
+        Command::Fetch(args) => {
+            let config = fetch::Config::from(args);
+            fetch::run(fetch::Config {
+                // A progress line redrawn between trace lines would cut them up.
+                progress: config.progress && trace.is_none(),
+                quiet,
+                trace,
+                ..config
+            })
+        }
         Command::Bench(args) => bench::run(bench::Config {
             trace,
             ..args.into()
