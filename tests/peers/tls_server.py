@@ -7,6 +7,7 @@ It serves the files of --directory over TLS on a port the system picks, and tell
   SNI NAME                          the name a client asked for, "SNI -" when it sent none
   HANDSHAKE-FAILED REASON           a handshake that did not complete
   REQUEST METHOD PATH               each request, then one "HEADER Name: value" line per field
+                                    and "END" (all before the response is sent)
 --redirect PATH=URL answers PATH with a 302 to URL. --tls12 caps the protocol at TLS 1.2.
 """
 
@@ -51,6 +52,7 @@ def main():
             say("REQUEST GET " + self.path)
             for name, value in self.headers.items():
                 say("HEADER %s: %s" % (name, value))
+            say("END")
             if self.path in redirects:
                 self.send_response(302)
                 self.send_header("Location", redirects[self.path])
