@@ -216,6 +216,8 @@ fn tls_errors_after_the_handshake_are_words_and_keep_their_kind() {
     );
     let timeout = worded(io::Error::from(io::ErrorKind::WouldBlock));
     assert_eq!(timeout.kind(), io::ErrorKind::WouldBlock);
+    // As fetch's receive loop reads it (a blocking socket: WouldBlock is its timeout).
+    let timeout = crate::net::timed_out(timeout);
     assert_eq!(
         exit::status(&receive_error(timeout), Numbering::Curl),
         Some(28)
