@@ -14,6 +14,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{mpsc, OnceLock};
+use std::time::Instant;
 
 use common::nginx::{self, Nginx};
 use common::pki::{Pki, EXPIRED_ON, WRONG_NAME};
@@ -686,15 +687,23 @@ fn a_close_during_the_handshake_is_35() {
 }
 
 #[test]
-fn a_stalled_handshake_is_28() {
+fn a_stalled_handshake_is_28_within_timeout_or_max_time() {
     let files = Files::new("stall");
-    let peer = TlsPeer::start(&pki().leaf, vec![Script::Stall]);
-    let url = peer.url("localhost", "/x");
-    let peer_name = format!("localhost:{}", peer.addr.port());
-    let output = files.fetch(Trust::TestCa, &["--timeout", "500ms", &url]);
-    let error = failed_with(28, &peer_name, &output);
-    assert!(error.ends_with("timed out"), "{error}");
-    assert!(files.left().is_empty());
+    for limit in ["--timeout", "--max-time"] {
+        let peer = TlsPeer::start(&pki().leaf, vec![Script::Stall]);
+        let url = peer.url("localhost", "/x");
+        let peer_name = format!("localhost:{}", peer.addr.port());
+        let started = Instant::now();
+        let output = files.fetch(Trust::TestCa, &[limit, "500ms", &url]);
+        let error = failed_with(28, &peer_name, &output);
+        assert!(error.ends_with("timed out"), "{limit}: {error}");
+        assert!(
+            started.elapsed() < STEP / 2,
+            "{limit}: {:?}",
+            started.elapsed()
+        );
+        assert!(files.left().is_empty());
+    }
 }
 
 /// A response with each framing, cut or whole, and how it ends.
