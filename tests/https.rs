@@ -176,12 +176,24 @@ fn nginx_sends_8_mib_byte_exact_over_tls() {
     let files = Files::new("nginx-8mib");
     const LEN: usize = 8 << 20;
     fs::write(files.www().join("big.bin"), Noise::bytes(41, LEN)).expect("write the body");
-    let nginx = Nginx::start_http(&["127.0.0.1:0"], &nginx_server(&files, ""));
+    // nginx 1.22 offers TLS 1.3 only when asked to (its default list ends at 1.2).
+    let tls13 = "ssl_protocols TLSv1.2 TLSv1.3;";
+    let nginx = Nginx::start_http(&["127.0.0.1:0"], &nginx_server(&files, tls13));
     let output = files.fetch(
         Trust::TestCa,
-        &[&nginx_url(&nginx, "localhost", "/big.bin"), "-o", "big.bin"],
+        &[
+            "-v",
+            &nginx_url(&nginx, "localhost", "/big.bin"),
+            "-o",
+            "big.bin",
+        ],
     );
     succeeded(&output);
+    assert!(
+        stderr(&output).contains(": TLSv1.3 "),
+        "{}",
+        stderr(&output)
+    );
     assert!(stdout(&output).contains(&format!("Content-Length: {LEN}")));
     assert!(holds_noise(&files.work.join("big.bin"), 41, LEN as u64));
 }
