@@ -90,9 +90,8 @@ pub enum Command {
 const FETCH_EXAMPLES: &str = "\
 Examples:
   sockdemo fetch example.org                     # header on stdout, body saved as index.html
-  sockdemo fetch -L -o page.html example.org/docs/
-  sockdemo fetch -o - 127.0.0.1:8000/notes.txt   # body on stdout, header on stderr
-  sockdemo fetch --cacert ca.pem https://localhost:8443/  # trust a local CA too";
+  sockdemo fetch -L -o page.html https://example.org/docs/
+  sockdemo fetch -o - 127.0.0.1:8000/notes.txt   # body on stdout, header on stderr";
 const SERVE_EXAMPLES: &str = "\
 Examples:
   sockdemo serve                          # 127.0.0.1:9999, as the tutorial's server
