@@ -320,6 +320,46 @@ fn python_sees_sni_for_a_name_and_none_for_an_ip_literal() {
 }
 
 #[test]
+fn the_trace_shows_ciphertext_in_receives_no_larger_than_recv_size() {
+    if !common::have("python3") {
+        return;
+    }
+    let files = Files::new("trace");
+    let page = "hello over tls, line after line\n".repeat(4000);
+    fs::write(files.www().join("page.txt"), &page).expect("write the page");
+    let server = files.python("leaf", &[]);
+    let url = server.url("localhost", "/page.txt");
+    let output = files.fetch(Trust::TestCa, &["--trace", &url, "--recv-size", "1024"]);
+    succeeded(&output);
+    let trace = stderr(&output);
+    let handshake = trace
+        .lines()
+        .find(|line| line.starts_with("== TLS handshake "))
+        .unwrap_or_else(|| panic!("no handshake line:\n{trace}"));
+    assert!(
+        handshake.contains(&format!(":{}: TLSv1.3 ", server.port)),
+        "{handshake}"
+    );
+    assert!(handshake.ends_with("ALPN http/1.1"), "{handshake}");
+    // Every receive on the socket, as the trace counts them: none over the cap, and
+    // together more than the page (the records' headers and tags come on top).
+    let receives: Vec<usize> = trace
+        .lines()
+        .filter_map(|line| line.strip_prefix("<= recv "))
+        .filter_map(|rest| rest.strip_suffix(" bytes"))
+        .map(|n| n.parse().expect("a byte count"))
+        .collect();
+    assert!(receives.iter().all(|&n| n <= 1024), "{receives:?}");
+    assert!(receives.iter().sum::<usize>() > page.len(), "{receives:?}");
+    assert!(
+        !trace.contains("over tls"),
+        "the trace shows ciphertext only"
+    );
+    let saved = fs::read_to_string(files.work.join("page.txt")).expect("saved");
+    assert!(saved == page, "{} bytes saved", saved.len());
+}
+
+#[test]
 fn trust_comes_from_ssl_cert_file_or_from_cacert() {
     if !common::have("python3") {
         return;
