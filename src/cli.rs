@@ -23,6 +23,7 @@ use crate::fetch;
 use crate::hello::bench::{self, Rounds};
 use crate::hello::client::{self, Mode};
 use crate::hello::server;
+use crate::net::tls::TlsOptions;
 use crate::net::trace::{self, Tracer};
 use crate::net::{self, Family, IoContext};
 
@@ -59,6 +60,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch a web page with an HTTP/1.1 GET over a raw TCP socket
+    ///
+    /// https:// speaks TLS 1.2 or 1.3, verified against the system's trust store
+    /// (SSL_CERT_FILE, SSL_CERT_DIR) and --cacert. With SSLKEYLOGFILE=FILE in the environment
+    /// the TLS session keys are appended to FILE, so that Wireshark can decrypt a capture.
     #[command(after_help = format!("{}\n\n{FETCH_EXAMPLES}", crate::exit::CURL_TABLE))]
     Fetch(FetchArgs),
     /// Run the Hello server: `Welcome!`, then `Hello, <msg>!` for every message
@@ -85,7 +90,7 @@ pub enum Command {
 const FETCH_EXAMPLES: &str = "\
 Examples:
   sockdemo fetch example.org                     # header on stdout, body saved as index.html
-  sockdemo fetch -L -o page.html example.org/docs/
+  sockdemo fetch -L -o page.html https://example.org/docs/
   sockdemo fetch -o - 127.0.0.1:8000/notes.txt   # body on stdout, header on stderr";
 const SERVE_EXAMPLES: &str = "\
 Examples:
@@ -176,7 +181,7 @@ pub struct ClientArgs {
 /// `sockdemo fetch`.
 #[derive(Debug, Clone, Args)]
 pub struct FetchArgs {
-    /// host, host:port, host/path, http://host[:port][/path][?query], [v6addr]:port
+    /// host, host:port, host/path, http[s]://host[:port][/path][?query], [v6addr]:port
     #[arg(value_name = "TARGET")]
     pub target: String,
     /// Save the body here (`-` for stdout, the header then goes to stderr)
@@ -218,6 +223,12 @@ pub struct FetchArgs {
     /// No progress line, even when stderr is a terminal
     #[arg(long)]
     pub no_progress: bool,
+    /// Trust the CA certificates in this PEM file too, besides the system's (https)
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Do not verify the server's certificate (https; insecure: says so on stderr)
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
 }
 
 /// `sockdemo bench`.
@@ -399,9 +410,24 @@ impl From<FetchArgs> for fetch::Config {
             quiet: false,
             progress: !args.no_progress,
             trace: None,
+            tls: TlsOptions {
+                cacert: args.cacert,
+                insecure: args.insecure,
+                keylog: keylog_file(),
+            },
         }
     }
 }
+
+/// Where `SSLKEYLOGFILE` says the TLS session keys go, as curl and browsers read it.
+fn keylog_file() -> Option<PathBuf> {
+    std::env::var_os(KEYLOG_VARIABLE)
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The environment variable that asks for the TLS session keys.
+const KEYLOG_VARIABLE: &str = "SSLKEYLOGFILE";
 
 impl From<BenchArgs> for bench::Config {
     fn from(args: BenchArgs) -> Self {

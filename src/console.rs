@@ -408,10 +408,17 @@ pub fn exit(code: i32) -> ! {
 /// Starts the logger: `level` unless `RUST_LOG` says otherwise, records as
 /// `[2024-05-01T12:00:00.123Z INFO ] text` (millisecond timestamps, no target), coloured
 /// when stderr is a terminal (or as `RUST_LOG_STYLE` says), all through the console.
+/// rustls's own debug lines (in Rust types) wait for `-vv`.
 pub fn init_logging(level: log::LevelFilter) {
     let style: env_logger::WriteStyle = anstream::AutoStream::choice(&io::stderr()).into();
+    // rustls's own debug lines speak in Rust types: they come with -vv, not with -v.
+    let rustls = match level {
+        log::LevelFilter::Debug => log::LevelFilter::Info,
+        other => other,
+    };
     let _ = env_logger::Builder::new()
         .filter_level(level)
+        .filter_module("rustls", rustls)
         .write_style(style)
         .parse_env("RUST_LOG")
         .format_timestamp_millis()

@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 
 use crate::fetch::response;
-use crate::net;
+use crate::net::{self, tls};
 
 /// What kind of failure an error is, as far as an exit status cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,17 @@ pub enum Kind {
     Certificate,
     /// The `--cacert` file cannot be read (curl 77).
     CaFile,
+}
+
+impl From<tls::Kind> for Kind {
+    fn from(kind: tls::Kind) -> Kind {
+        match kind {
+            tls::Kind::Handshake => Kind::Handshake,
+            tls::Kind::Certificate => Kind::Certificate,
+            tls::Kind::CaFile => Kind::CaFile,
+            tls::Kind::Timeout => Kind::Timeout,
+        }
+    }
 }
 
 /// An error tagged with its [`Kind`]. It displays as the error it wraps and hands on its
@@ -131,8 +142,8 @@ pub fn status(err: &anyhow::Error, numbering: Numbering) -> Option<u8> {
 }
 
 /// The kind of a failure: its tag, refined by what the chain holds (a socket timeout is a
-/// timeout wherever it happened, a reset while receiving is curl's 56, a response the reader
-/// refused says itself whether it was cut short or malformed).
+/// timeout wherever it happened, a TLS connection closed without `close_notify` is a cut
+/// download, a response the reader refused says itself whether it was cut short or malformed).
 pub fn classify(err: &anyhow::Error) -> Option<Kind> {
     let tagged = kind_of(err);
     if tagged == Some(Kind::Write) {
@@ -140,6 +151,9 @@ pub fn classify(err: &anyhow::Error) -> Option<Kind> {
     }
     if net::io_error(err).is_some_and(net::is_timeout) {
         return Some(Kind::Timeout);
+    }
+    if tagged == Some(Kind::Receive) && net::io_error(err).is_some_and(tls::is_truncation) {
+        return Some(Kind::Truncated);
     }
     if let Some(refused) = err
         .chain()
@@ -242,6 +256,28 @@ mod tests {
         for (refused, code) in cases {
             let err = anyhow::Error::new(refused).context("bad response from x");
             assert_eq!(status(&err, Numbering::Curl), Some(code), "{err:#}");
+        }
+    }
+
+    #[test]
+    fn a_tls_stream_cut_without_close_notify_is_18() {
+        let cut: anyhow::Result<()> = Err(io::Error::from(io::ErrorKind::UnexpectedEof))
+            .io_context(|| "cannot read from x")
+            .tag(Kind::Receive);
+        assert_eq!(status(&cut.unwrap_err(), Numbering::Curl), Some(18));
+    }
+
+    #[test]
+    fn tls_failures_have_curls_numbers() {
+        let table = [
+            (tls::Kind::Handshake, 35),
+            (tls::Kind::Certificate, 60),
+            (tls::Kind::CaFile, 77),
+            (tls::Kind::Timeout, 28),
+        ];
+        for (kind, code) in table {
+            let err: anyhow::Result<()> = Err(anyhow::anyhow!("x")).tag(kind.into());
+            assert_eq!(status(&err.unwrap_err(), Numbering::Curl), Some(code));
         }
     }
 

@@ -25,3 +25,9 @@ pub mod net;
 pub mod signals;
 #[doc(hidden)]
 pub mod testing;
+
+/// The test PKI of the integration tests, shared by the unit tests that run TLS servers.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../tests/common/pki.rs"]
+mod test_pki;

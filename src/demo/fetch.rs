@@ -74,6 +74,7 @@ fn fetch_config(url: &str, file: &Path, tracer: Tracer) -> fetch::Config {
         quiet: false,
         progress: false,
         trace: Some(tracer),
+        tls: Default::default(),
     }
 }
 

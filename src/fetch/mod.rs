@@ -3,8 +3,9 @@
 //! the reply with `recv_size` receives until the server closes (or the response is
 //! complete), prints each header block and streams the body into an [`Output`]. The parsing
 //! is [`response`]'s, the URL work [`url`]'s, the request bytes [`request`]'s, the file
-//! handling [`save`]'s and the time limits [`deadline`]'s: this module is only the
-//! conversation and the redirects.
+//! handling [`save`]'s, the time limits [`deadline`]'s and the layers over the socket (the
+//! receive cap, TLS for https) [`transport`]'s: this module is only the conversation and the
+//! redirects.
 //!
 //! What the user asked for decides what may be lost: a header block is shown for the user's
 //! eyes, so a reader of it that went away (`| head`) stops the header, never the download.
@@ -14,6 +15,7 @@ pub mod progress;
 pub mod request;
 pub mod response;
 pub mod save;
+pub mod transport;
 pub mod url;
 
 use std::io::{self, Read, Write};
@@ -25,13 +27,16 @@ use anyhow::{bail, Context};
 use log::{debug, info};
 
 use crate::exit::{Kind, Tag};
-use crate::net::trace::{Role, TracedSocket, Tracer};
+use crate::net::capped::Capped;
+use crate::net::tls::TlsOptions;
+use crate::net::trace::{self, Role, TracedSocket, Tracer};
 use crate::net::{self, Family, IoContext, Peer};
 use deadline::{Deadline, ReadTimeout};
 use progress::Progress;
 use response::{Event, Head, ResponseReader};
 use save::{Destination, Output};
-use url::{Scheme, Url};
+use transport::{Connector, Transport};
+use url::Url;
 
 /// Statuses that `-L` follows (each with a Location).
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
@@ -71,6 +76,8 @@ pub struct Config {
     pub progress: bool,
     /// `--trace`: every connection's socket events.
     pub trace: Option<Tracer>,
+    /// `--cacert`, `-k` and `SSLKEYLOGFILE`, for https.
+    pub tls: TlsOptions,
 }
 
 /// What a final status of 400 or more does (`-f`, `--fail-with-body`).
@@ -92,8 +99,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let first = parse_target(&config.target)?;
     let mut url = first.clone();
     let mut redirects = 0;
+    let mut connector = Connector::new(config.tls.clone());
     loop {
-        match fetch_once(&url, &first, &config, deadline)? {
+        match fetch_once(&url, &first, &config, deadline, &mut connector)? {
             Outcome::Redirect(location) => {
                 if redirects >= config.max_redirs {
                     return Err(anyhow::anyhow!(
@@ -143,28 +151,41 @@ fn fetch_once(
     first: &Url,
     config: &Config,
     deadline: Deadline,
+    connector: &mut Connector,
 ) -> anyhow::Result<Outcome> {
-    if url.scheme == Scheme::Https {
-        return Err(anyhow::anyhow!(
-            "cannot fetch {url}: https is not supported yet: sockdemo speaks plain HTTP over TCP (no TLS)"
-        ))
-        .tag(Kind::UnsupportedScheme);
-    }
     let (socket, peer) = open(url, config, deadline)?;
-    let timeout = ReadTimeout::new(&socket, net::optional(config.timeout), deadline)
+    let mut timeout = ReadTimeout::new(&socket, net::optional(config.timeout), deadline)
         .io_context(|| format!("cannot connect to {peer}"))
         .tag(Kind::Connect)?;
-    // The layers over the socket, socket first: (the receive cap,) the tracer, then TLS for
-    // https, so that the trace shows what crosses the socket. Without --trace the
-    // conversation runs on the socket itself.
+    // A TLS handshake waits within what is left of -m too.
+    timeout
+        .before_recv(0)
+        .with_context(|| format!("cannot connect to {peer}"))
+        .tag(Kind::Timeout)?;
+    // The layers over the socket, socket first: the receive cap, the tracer, then TLS for
+    // https, so that the trace shows what crosses the socket and every receive on it is
+    // capped. Without --trace the conversation runs on the capped socket itself.
+    let capped = Capped::new(socket, config.recv_size);
     let response = match &config.trace {
-        None => exchange(socket, peer, timeout, url, first, config)?,
+        None => exchange(
+            connector.secure(capped, url)?,
+            peer,
+            timeout,
+            url,
+            first,
+            config,
+        )?,
         Some(tracer) => {
-            let ends = Peer::of(&socket)
+            let ends = Peer::of(capped.get_ref())
                 .io_context(|| format!("cannot connect to {}", url.authority()))
                 .tag(Kind::Connect)?;
-            let traced = TracedSocket::new(socket, ends, Role::Client, tracer.clone());
-            exchange(traced, peer, timeout, url, first, config)?
+            let traced = TracedSocket::new(capped, ends, Role::Client, tracer.clone());
+            let stream = connector.secure(traced, url)?;
+            if let Some(tls) = stream.negotiated() {
+                let tuple = trace::tuple(&ends, Role::Client);
+                tracer.event(&format!("TLS handshake {tuple}: {tls}"));
+            }
+            exchange(stream, peer, timeout, url, first, config)?
         }
     };
     response.finish()
@@ -172,14 +193,13 @@ fn fetch_once(
 
 /// The request and its response over `stream`, which is closed on return.
 fn exchange<'a, S: Read + Write>(
-    mut stream: S,
+    mut stream: Transport<S>,
     peer: SocketAddr,
     timeout: ReadTimeout,
     url: &'a Url,
     first: &'a Url,
     config: &'a Config,
 ) -> anyhow::Result<Response<'a>> {
-    // TLS wraps `stream` here, for https.
     let mut conn = Conversation {
         stream: &mut stream,
         peer,
@@ -189,7 +209,8 @@ fn exchange<'a, S: Read + Write>(
     let headers = headers_for(url, first, &config.headers);
     conn.send(&request::get_request(&url.path, &url.authority(), &headers))?;
     let mut response = Response::new(url, first, config);
-    conn.receive(config.recv_size, &mut response)?;
+    let received = conn.receive(config.recv_size, &mut response);
+    received.map_err(|err| stream.explain(err, url))?;
     Ok(response)
 }
 

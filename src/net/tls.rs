@@ -15,6 +15,7 @@
 //! [`Capped`](crate::net::capped::Capped) so that each receive asks for at most `--recv-size` bytes.
 
 mod error;
+mod keylog;
 mod verify;
 
 #[cfg(test)]
@@ -49,9 +50,9 @@ pub struct TlsOptions {
     /// `-k`/`--insecure`: accept any certificate for any name. Handshake signatures are still
     /// checked, and `--cacert` is not read at all (curl too carries on past a bad one).
     pub insecure: bool,
-    /// Write the session keys to the file named by `SSLKEYLOGFILE` (set this when that
-    /// variable is set), so that Wireshark can decrypt a capture.
-    pub keylog: bool,
+    /// Append the session keys to this file (what `SSLKEYLOGFILE` names), so that Wireshark
+    /// can decrypt a capture. The command line reads the variable; the library never does.
+    pub keylog: Option<PathBuf>,
 }
 
 /// Where the trust anchors came from.
@@ -113,7 +114,7 @@ impl TlsConfig {
             let verifier = verify::Explained::new(roots, Arc::clone(&provider))?;
             (Arc::new(verifier) as _, trust, extra)
         };
-        let client = client_config(provider, verifier, options.keylog)?;
+        let client = client_config(provider, verifier, options.keylog.as_deref())?;
         Ok(TlsConfig {
             client: Arc::new(client),
             trust,
@@ -227,7 +228,7 @@ fn read_limited(path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
 fn client_config(
     provider: Arc<CryptoProvider>,
     verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
-    keylog: bool,
+    keylog: Option<&Path>,
 ) -> Result<ClientConfig, Error> {
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -238,8 +239,8 @@ fn client_config(
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
-    if keylog {
-        config.key_log = Arc::new(rustls::KeyLogFile::new());
+    if let Some(path) = keylog {
+        config.key_log = Arc::new(keylog::KeyLogFile::new(path));
     }
     Ok(config)
 }

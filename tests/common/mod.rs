@@ -9,6 +9,7 @@ pub mod netns;
 pub mod nginx;
 pub mod pki;
 pub mod proxy;
+pub mod tls_peer;
 pub mod trace;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -9,8 +9,9 @@
 //! at once (the sockets listen before nginx starts); "ready" is nginx saying it started its
 //! worker process, a line on stderr, not a sleep.
 //!
-//! The configuration given is the body of a `stream { }` block; the module is loaded, logs go
-//! to stderr and files to a temporary directory, here.
+//! The configuration given is the body of a `stream { }` block ([`Nginx::start_in`]; the
+//! module is loaded) or of an `http { }` block ([`Nginx::start_http`]: nginx as the HTTPS
+//! server it mostly is); logs go to stderr and files to a temporary directory, here.
 
 #![allow(dead_code)]
 
@@ -79,6 +80,12 @@ pub fn installed() -> bool {
     true
 }
 
+/// True when nginx and python3 are installed, for [`Nginx::start_http`] (which needs no
+/// module); see [`super::have`] for what happens when one is not.
+pub fn http_installed() -> bool {
+    super::have("nginx") && super::have("python3")
+}
+
 /// A running nginx (master and one worker, in the foreground), stopped when dropped.
 pub struct Nginx {
     child: Child,
@@ -94,8 +101,6 @@ impl Nginx {
     /// `stream` (the body of its `stream` block) and a listener on each of `listen`
     /// (`10.0.0.2:0`, ...), and waits until its worker has started.
     pub fn start_in(prefix: &[&str], listen: &[&str], stream: &str) -> Nginx {
-        let dir = TempDir::new("nginx");
-        let template = dir.join("nginx.conf.in");
         let config = format!(
             "load_module {STREAM_MODULE};\n\
              daemon off;\n\
@@ -105,6 +110,29 @@ impl Nginx {
              events {{ worker_connections 1024; }}\n\
              stream {{\n{stream}\n}}\n"
         );
+        Nginx::launch(prefix, listen, &config)
+    }
+
+    /// Starts nginx on this machine with `http` (the body of its `http` block, where
+    /// `{LISTEN0}`, ... stand for the listeners' addresses) and a listener on each of
+    /// `listen` (`127.0.0.1:0`, ...), and waits until its worker has started.
+    pub fn start_http(listen: &[&str], http: &str) -> Nginx {
+        let config = format!(
+            "daemon off;\n\
+             worker_processes 1;\n\
+             error_log stderr info;\n\
+             pid nginx.pid;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n    access_log off;\n    default_type application/octet-stream;\n\
+             {http}\n}}\n"
+        );
+        Nginx::launch(&[], listen, &config)
+    }
+
+    /// Writes `config` (with its `{LISTEN<i>}` placeholders) for the launcher and starts it.
+    fn launch(prefix: &[&str], listen: &[&str], config: &str) -> Nginx {
+        let dir = TempDir::new("nginx");
+        let template = dir.join("nginx.conf.in");
         std::fs::write(&template, config).expect("write the nginx configuration");
         let mut cmd = match prefix.split_first() {
             Some((program, args)) => {

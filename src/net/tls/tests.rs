@@ -21,9 +21,7 @@ use crate::net::capped::tests::Counting;
 use crate::net::capped::Capped;
 use crate::testing::TempDir;
 
-#[allow(dead_code)]
-#[path = "../../../tests/common/pki.rs"]
-mod pki;
+use crate::test_pki as pki;
 
 use pki::{Identity, Pki};
 
@@ -790,7 +788,7 @@ fn insecure_does_not_read_cacert() {
     let options = TlsOptions {
         cacert: Some(dir.join("missing.pem")),
         insecure: true,
-        keylog: false,
+        keylog: None,
     };
     let config = TlsConfig::with_system_roots(&options, Vec::new()).expect("config");
     assert_eq!(config.trust_store(), TrustStore::Unchecked);
@@ -924,46 +922,29 @@ fn system_store_child() {
 }
 
 #[test]
-fn sslkeylogfile_gets_a_line_per_connection() {
-    for (case, label) in [
-        ("tls13", "CLIENT_TRAFFIC_SECRET_0 "),
-        ("tls12", "CLIENT_RANDOM "),
+fn the_key_log_gets_a_line_per_connection() {
+    for (versions, label) in [
+        (BOTH, "CLIENT_TRAFFIC_SECRET_0 "),
+        (TLS12_ONLY, "CLIENT_RANDOM "),
     ] {
         let dir = TempDir::new("tls-keylog");
         let path = dir.join("keys.log");
-        run_child(
-            "keylog_child",
-            case,
-            &[("SSLKEYLOGFILE", path.clone().into_os_string())],
-        );
+        let options = TlsOptions {
+            keylog: Some(path.clone()),
+            ..TlsOptions::default()
+        };
+        let config = TlsConfig::with_system_roots(&options, vec![pki().ca.cert_der.clone()])
+            .expect("config");
+        for _ in 0..2 {
+            let server = server_config(&pki().leaf, versions);
+            let (addr, _seen) = tls_server("127.0.0.1:0", server, b"k".to_vec(), End::CloseNotify)
+                .expect("start the server");
+            let mut tls = handshake_with(addr, "localhost", &config).expect("handshake");
+            assert_eq!(read_all(&mut tls).0, b"k");
+        }
         let log = std::fs::read_to_string(&path).expect("the key log was written");
         let lines = log.lines().filter(|line| line.starts_with(label)).count();
-        assert_eq!(
-            lines, 2,
-            "{case}: two connections, two {label}lines:\n{log}"
-        );
-    }
-}
-
-#[test]
-#[ignore = "run by sslkeylogfile_gets_a_line_per_connection, with SSLKEYLOGFILE set"]
-fn keylog_child() {
-    let Some(case) = std::env::var_os(CHILD) else {
-        return;
-    };
-    let versions = if case == "tls12" { TLS12_ONLY } else { BOTH };
-    let options = TlsOptions {
-        keylog: true,
-        ..TlsOptions::default()
-    };
-    let config =
-        TlsConfig::with_system_roots(&options, vec![pki().ca.cert_der.clone()]).expect("config");
-    for _ in 0..2 {
-        let server = server_config(&pki().leaf, versions);
-        let (addr, _seen) = tls_server("127.0.0.1:0", server, b"k".to_vec(), End::CloseNotify)
-            .expect("start the server");
-        let mut tls = handshake_with(addr, "localhost", &config).expect("handshake");
-        assert_eq!(read_all(&mut tls).0, b"k");
+        assert_eq!(lines, 2, "two connections, two {label}lines:\n{log}");
     }
 }
 
