@@ -1,14 +1,12 @@
 //! `sockdemo bench` against the real server and against misbehaving ones, over loopback.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{run, run_with_input, sockdemo, stderr, stdout, Server, STEP};
+use crate::common::{run, run_with_input, sockdemo, stderr, stdout, Server, STEP};
 
 fn bench(addr: SocketAddr, extra: &[&str]) -> Output {
     let port = addr.port().to_string();

@@ -1,15 +1,13 @@
 //! `sockdemo client` against the tutorial's Python server, our own server, and in-test peers
 //! that split, delay, cut short or get wrong their replies.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{run, run_with_input, sockdemo, stderr, stdout, Server, STEP};
+use crate::common::{self, run, run_with_input, sockdemo, stderr, stdout, Server, STEP};
 
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
 const TUTORIAL_OUTPUT: &str = "Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n";

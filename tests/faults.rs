@@ -2,14 +2,11 @@
 //! down to one byte, jitters and stalls them, and cuts or resets connections. Replies must
 //! still be exact, and failures must be clean.
 
-mod common;
-mod http_peer;
-
 use std::process::Command;
 use std::thread;
 
-use common::proxy::{Plan, Proxy};
-use common::{run, sockdemo, stderr, stdout, Server, STEP};
+use crate::common::proxy::{Plan, Proxy};
+use crate::common::{self, run, sockdemo, stderr, stdout, Server, STEP};
 
 const NAMES: [&str; 5] = ["Michael", "Tracy", "Sarah", "\u{4e2d}\u{6587}", "x y z"];
 

@@ -2,9 +2,6 @@
 //! scripted peers on loopback port 0 (each case its own thread) and against
 //! `python3 -m http.server`. Every run is bounded by `common::STEP`.
 
-mod common;
-mod http_peer;
-
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
@@ -13,8 +10,10 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{run, sockdemo, stderr, stdout, wait_output, STEP};
-use http_peer::{bytes, free_port, ok, redirect, Noise, Peer, PythonServer, Reply, TempDir};
+use crate::common::{run, sockdemo, stderr, stdout, wait_output, STEP};
+use crate::http_peer::{
+    self, bytes, free_port, ok, redirect, Noise, Peer, PythonServer, Reply, TempDir,
+};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 

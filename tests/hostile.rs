@@ -1,15 +1,13 @@
 //! The server against hostile and careless clients, and short of file descriptors: it stays
 //! up, stays bounded and keeps serving everyone else.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, greeted, read_n, read_to_close, round_trip, Server, BIN, STEP};
+use crate::common::{self, connect, greeted, read_n, read_to_close, round_trip, Server, BIN, STEP};
 
 /// Opens `n` connections that never send a byte.
 fn silent_connections(server: &Server, n: usize) -> Vec<TcpStream> {

@@ -1,16 +1,14 @@
 //! `sockdemo serve` over real sockets: the tutorial's exchange, line mode, hostile bytes,
 //! concurrency, limits, timeouts and shutdown.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{
-    connect, greeted, read_n, read_to_close, round_trip, run, sockdemo, stderr, Server, STEP,
+use crate::common::{
+    self, connect, greeted, read_n, read_to_close, round_trip, run, sockdemo, stderr, Server, STEP,
 };
 
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
