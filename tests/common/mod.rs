@@ -12,7 +12,7 @@ pub mod proxy;
 pub mod tls_peer;
 pub mod trace;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -242,11 +242,66 @@ pub fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
     buf
 }
 
-/// Reads until the peer closes; the bytes and whether it closed cleanly.
-pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+/// Reads until the peer hangs up, with a FIN or with a reset (as a server does when it
+/// closes with unread input), and returns the bytes. A connection still open when the read
+/// timeout passes fails the test.
+pub fn read_to_hang_up(stream: &mut TcpStream) -> Vec<u8> {
+    let (bytes, ending) = read_to_end_of(stream);
+    assert!(
+        matches!(ending, Ending::Closed | Ending::Reset),
+        "expected the peer to hang up, got {ending:?} after {} bytes: {:?}",
+        bytes.len(),
+        String::from_utf8_lossy(&bytes)
+    );
+    bytes
+}
+
+/// How a connection's stream of bytes ended, as seen by the reading side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A clean close: the peer sent a FIN and every byte before it arrived.
+    Closed,
+    /// The peer reset the connection.
+    Reset,
+    /// Nothing arrived within the stream's read timeout: the connection was left open.
+    LeftOpen,
+    /// Any other read error.
+    Failed(io::ErrorKind),
+}
+
+/// Reads until the stream ends, in whatever way; the bytes that arrived and how it ended.
+/// Bounded by the stream's read timeout (see [`connect`]).
+pub fn read_to_end_of(stream: &mut TcpStream) -> (Vec<u8>, Ending) {
     let mut all = Vec::new();
-    let _ = stream.read_to_end(&mut all);
-    all
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (all, Ending::Closed),
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(err) => match err.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::ConnectionReset => return (all, Ending::Reset),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                    return (all, Ending::LeftOpen)
+                }
+                kind => return (all, Ending::Failed(kind)),
+            },
+        }
+    }
+}
+
+/// Reads until the peer closes the connection cleanly and returns the bytes. A reset, or a
+/// connection still open when the read timeout passes, fails the test.
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let (bytes, ending) = read_to_end_of(stream);
+    assert_eq!(
+        ending,
+        Ending::Closed,
+        "expected a clean close (FIN) after {} bytes: {:?}",
+        bytes.len(),
+        String::from_utf8_lossy(&bytes)
+    );
+    bytes
 }
 
 /// True when `tool` is on PATH. Without it a test prints why it skips; CI installs every
