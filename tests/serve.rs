@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -321,17 +322,52 @@ fn a_bad_host_is_a_one_line_error() {
 fn sigint_with_open_connections_exits_zero_within_a_second() {
     for signal in ["INT", "TERM"] {
         let mut server = Server::start(&[]);
-        let mut streams: Vec<TcpStream> = (0..5).map(|_| greeted(&server)).collect();
+        let streams: Vec<TcpStream> = (0..5).map(|_| greeted(&server)).collect();
         let last = streams[4].local_addr().unwrap();
         server.wait_for_log(&format!("Accept new connection from {last}"));
         let started = Instant::now();
         let status = server.signal_and_wait(signal, Duration::from_secs(1));
         assert!(status.success(), "SIG{signal}: {status:?}");
         assert!(started.elapsed() < Duration::from_secs(1));
-        for stream in &mut streams {
-            assert_eq!(read_to_close(stream), b"", "connection left open");
-        }
+        // Its exit has closed every socket it held, whatever it did before: only its log
+        // tells whether it closed the connections itself while it still ran.
+        server.wait_for_log("Server stopped after serving 5 connections");
+        server.assert_closed_before_stopping(&streams);
     }
+}
+
+/// Shutdown as seen on the wire. With the server in this process, no exit closes its
+/// sockets for it: each clean close below is the server's own, while it still runs.
+#[test]
+fn shutdown_closes_every_open_connection_while_the_server_still_runs() {
+    use sockdemo::hello::server::{Config, Server};
+    let server = Server::bind(Config {
+        port: 0,
+        ..Config::default()
+    })
+    .expect("bind");
+    let addr = server.local_addr();
+    let handle = server.handle();
+    let (stopped, served) = mpsc::channel();
+    thread::spawn(move || stopped.send(server.run()));
+    let mut streams: Vec<TcpStream> = (0..5)
+        .map(|_| {
+            let mut stream = connect(addr);
+            assert_eq!(read_n(&mut stream, 8), b"Welcome!");
+            stream
+        })
+        .collect();
+    handle.shutdown();
+    for stream in &mut streams {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        assert_eq!(read_to_close(stream), b"", "connection left open");
+    }
+    let served = served
+        .recv_timeout(Duration::from_secs(1))
+        .expect("run returns within a second of shutdown");
+    assert_eq!(served, 5);
 }
 
 #[test]

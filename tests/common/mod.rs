@@ -183,8 +183,33 @@ impl Server {
         self.addr.port().to_string()
     }
 
+    /// Asserts that the server logged each of `streams` closed, and no connection still open,
+    /// before it logged that it stopped.
+    pub fn assert_closed_before_stopping(&self, streams: &[TcpStream]) {
+        let log = self.log();
+        let stopped = log
+            .iter()
+            .position(|line| line.contains("Server stopped"))
+            .expect("the server logs that it stopped");
+        let before = &log[..stopped];
+        assert!(
+            !before.iter().any(|line| line.contains("still closing")),
+            "connections left open at exit:\n{}",
+            log.join("\n")
+        );
+        for stream in streams {
+            let local = stream.local_addr().unwrap();
+            let closed = format!("Connection from {local} closed.");
+            assert!(
+                before.iter().any(|line| line.contains(&closed)),
+                "{local} left open until the server exited:\n{}",
+                log.join("\n")
+            );
+        }
+    }
+
     /// Sends `signal` (e.g. "INT") and waits for the exit, at most `limit`.
-    pub fn signal_and_wait(mut self, signal: &str, limit: Duration) -> std::process::ExitStatus {
+    pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
             .args(["-s", signal, &pid])
