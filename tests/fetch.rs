@@ -597,7 +597,8 @@ fn sigint_and_sigterm_remove_the_partial_file() {
     }
 }
 
-/// Waits (at most [`STEP`]) until `dir` holds `n` entries.
+/// Waits (at most [`STEP`]) until `dir` holds `n` entries. Nothing fetch says announces its
+/// temporary file, and std has no way to watch a directory, so this one wait polls.
 fn wait_for_entries(dir: &Path, n: usize) {
     let deadline = Instant::now() + STEP;
     while sockdemo::testing::names_in(dir).len() < n {

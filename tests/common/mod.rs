@@ -58,16 +58,26 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
 
 /// Collects a child's output, killing it (and failing the test) after `limit`.
 pub fn wait_output(child: Child, limit: Duration) -> Output {
+    wait_bounded(child, limit, Child::wait_with_output)
+}
+
+/// Runs `wait` (which blocks until `child` exits) on a thread of its own and returns what it
+/// returned; after `limit`, kills the child and fails the test instead.
+fn wait_bounded<T: Send + 'static>(
+    child: Child,
+    limit: Duration,
+    wait: impl FnOnce(Child) -> io::Result<T> + Send + 'static,
+) -> T {
     let pid = child.id();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
+        let _ = tx.send(wait(child));
     });
     match rx.recv_timeout(limit) {
-        Ok(output) => output.expect("wait for sockdemo"),
+        Ok(waited) => waited.expect("wait for a child process"),
         Err(_) => {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            panic!("sockdemo (pid {pid}) did not finish within {limit:?}");
+            panic!("pid {pid} did not finish within {limit:?}");
         }
     }
 }
@@ -99,7 +109,9 @@ pub fn forward_lines(
 
 /// A `sockdemo serve` process on a free port, killed when dropped.
 pub struct Server {
-    pub child: Child,
+    /// `None` once it has been waited for.
+    child: Option<Child>,
+    pid: u32,
     pub addr: SocketAddr,
     lines: Receiver<String>,
     log: Arc<Mutex<Vec<String>>>,
@@ -128,7 +140,8 @@ impl Server {
             keep.lock().unwrap().push(line.to_string())
         });
         let mut server = Server {
-            child,
+            pid: child.id(),
+            child: Some(child),
             addr: "0.0.0.0:0".parse().unwrap(),
             lines,
             log,
@@ -208,32 +221,40 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the process is still running (it has not exited, nor been waited for).
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => child
+                .try_wait()
+                .expect("query the server process")
+                .is_none(),
+            None => false,
+        }
+    }
+
     /// Sends `signal` (e.g. "INT") and waits for the exit, at most `limit`.
     pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
         let sent = Command::new("kill")
-            .args(["-s", signal, &pid])
+            .args(["-s", signal, &self.pid.to_string()])
             .status()
-            .unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit within {limit:?} of SIG{signal}"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+            .expect("run kill");
+        assert!(sent.success(), "kill -s {signal} {}", self.pid);
+        let child = self.child.take().expect("a server not yet waited for");
+        wait_bounded(child, limit, |mut child| child.wait())
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
