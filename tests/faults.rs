@@ -110,9 +110,9 @@ mod fetch {
 
     use sockdemo::testing::Rng;
 
+    use crate::common::http_peer::{holds_noise, Noise, Peer, PythonServer, Reply, TempDir};
     use crate::common::proxy::{Fault, Plan, Proxy};
     use crate::common::{run, sockdemo, stderr, STEP};
-    use crate::http_peer::{holds_noise, Noise, Peer, PythonServer, Reply, TempDir};
 
     const BIG: usize = 8 << 20;
     const SEEDS: [u64; 3] = [1, 2, 3];

@@ -10,10 +10,10 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{run, sockdemo, stderr, stdout, wait_output, STEP};
-use crate::http_peer::{
-    self, bytes, free_port, ok, redirect, Noise, Peer, PythonServer, Reply, TempDir,
+use crate::common::http_peer::{
+    bytes, free_port, holds_noise, ok, redirect, Noise, Peer, PythonServer, Reply, TempDir,
 };
+use crate::common::{run, sockdemo, stderr, stdout, wait_output, STEP};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -561,7 +561,7 @@ fn a_64_mib_body_is_saved_byte_exact() {
     let dir = TempDir::new("64mib");
     let output = fetch_in(dir.path(), &[&peer.url("/big.bin")]);
     succeeded(&output);
-    assert!(http_peer::holds_noise(&dir.join("big.bin"), 64, LEN));
+    assert!(holds_noise(&dir.join("big.bin"), 64, LEN));
 }
 
 #[test]

@@ -6,9 +6,9 @@
 use std::fs;
 use std::thread;
 
+use crate::common::http_peer::{holds_noise, Noise, PythonServer, TempDir};
 use crate::common::netns::Netns;
 use crate::common::{have, run, stderr, stdout, Server, STEP};
-use crate::http_peer::{holds_noise, Noise, PythonServer, TempDir};
 
 #[test]
 fn clients_and_bench_at_mtu_576_get_exact_replies() {

@@ -5,7 +5,6 @@
 //! [`every_file_under_tests_is_compiled`] fails when there is one.
 
 mod common;
-mod http_peer;
 
 mod bench;
 mod cli;

@@ -4,9 +4,11 @@
 #![allow(dead_code)]
 
 pub mod haproxy;
+pub mod http_peer;
 pub mod lan;
 pub mod netns;
 pub mod nginx;
+pub mod peer;
 pub mod pki;
 pub mod proxy;
 pub mod tls_peer;
