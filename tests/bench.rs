@@ -7,7 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::peer::Peer;
-use crate::common::{run, run_with_input, sockdemo, stderr, stdout, Server, STEP};
+use crate::common::{have, require, run, run_with_input, sockdemo, stderr, stdout, Server, STEP};
 
 fn bench(addr: SocketAddr, extra: &[&str]) -> Output {
     let port = addr.port().to_string();
@@ -45,7 +45,7 @@ fn the_json(out: &Output) -> String {
     assert_eq!(text.lines().count(), 1, "{text}");
     let mut python = Command::new("python3");
     python.args(["-c", "import json,sys; json.load(sys.stdin)"]);
-    if python.output().is_ok() {
+    if have("python3") {
         let checked = run_with_input(&mut python, json.as_bytes(), STEP);
         assert!(
             checked.status.success(),
@@ -228,8 +228,10 @@ fn refused_connection_exits_1_naming_the_address() {
 
 #[test]
 fn bench_works_over_ipv6_too() {
-    if TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("no IPv6 loopback here; skipped");
+    if !require(
+        TcpListener::bind("[::1]:0").is_ok(),
+        "no IPv6 loopback here",
+    ) {
         return;
     }
     let server = Server::start(&["--host", "::1"]);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::common::http_peer::{
     bytes, free_port, holds_noise, ok, redirect, Noise, Peer, PythonServer, Reply, TempDir,
 };
-use crate::common::{run, sockdemo, stderr, stdout, wait_output, STEP};
+use crate::common::{require, run, sockdemo, stderr, stdout, wait_output, STEP};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -420,10 +420,11 @@ fn not_found_is_saved_and_fails_only_with_dash_dash_fail() {
 
 #[test]
 fn ipv6_loopback_works_with_brackets() {
-    let Ok(peer) = Peer::start("[::1]:0", vec![ok("six"), ok("six")]) else {
-        eprintln!("skipped: no IPv6 loopback here");
+    let peer = Peer::start("[::1]:0", vec![ok("six"), ok("six")]);
+    if !require(peer.is_ok(), "no IPv6 loopback here") {
         return;
-    };
+    }
+    let peer = peer.unwrap();
     let dir = TempDir::new("ipv6");
     let target = format!("http://[::1]:{}/v6.txt", peer.port());
     succeeded(&fetch_in(dir.path(), &[&target]));
@@ -507,8 +508,10 @@ fn a_character_device_is_written_in_place_and_stays_one() {
         .arg(&node)
         .args(["c", "1", "3"])
         .status();
-    if !made.is_ok_and(|status| status.success()) {
-        eprintln!("skipped: mknod needs root");
+    if !require(
+        made.is_ok_and(|status| status.success()),
+        "mknod needs root",
+    ) {
         return;
     }
     let peer = Peer::v4(vec![ok("into the void")]);
@@ -671,8 +674,7 @@ fn connect_timeout_gives_up_on_a_listener_that_never_completes_the_handshake() {
             Err(_) => true,
         }
     });
-    if !full {
-        eprintln!("skipped: the backlog never filled");
+    if !require(full, "the listen backlog never filled") {
         return;
     }
     let dir = TempDir::new("connect-timeout");

@@ -2,7 +2,9 @@
 //! change to the shared helpers in `common/` rebuilds one test crate rather than one per file
 //! (ripgrep's layout). Only `alloc.rs` is a crate of its own (see Cargo.toml). A file that is
 //! neither a module here nor a `[[test]]` would silently never run:
-//! [`every_file_under_tests_is_compiled`] fails when there is one.
+//! [`every_file_under_tests_is_compiled`] fails when there is one. Likewise a test that
+//! skips by itself, rather than through `common::require`, would skip on CI too:
+//! [`every_skip_goes_through_require`] fails when one does.
 
 mod common;
 
@@ -41,6 +43,27 @@ fn every_file_under_tests_is_compiled() {
         "never compiled (add a `mod` line to tests/tests.rs, or a [[test]] to Cargo.toml): \
          {missed:?}"
     );
+}
+
+#[test]
+fn every_skip_goes_through_require() {
+    let root = Path::new(ROOT);
+    let mut files = BTreeSet::new();
+    rust_files(&root.join("tests"), &mut files);
+    let helper = root.join("tests/common/mod.rs");
+    let this = root.join(file!());
+    for file in files.iter().filter(|&f| *f != helper && *f != this) {
+        let text = fs::read_to_string(file).expect("read a test file");
+        for (n, line) in text.lines().enumerate() {
+            let line = line.to_lowercase();
+            assert!(
+                !(line.contains("eprintln!") && line.contains("skip")),
+                "{}:{}: a test skips on its own; use common::require, which fails under CI",
+                file.strip_prefix(root).unwrap_or(file).display(),
+                n + 1
+            );
+        }
+    }
 }
 
 /// The `path` of every `[[test]]` in the manifest.

@@ -352,8 +352,23 @@ pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
     bytes
 }
 
-/// True when `tool` is on PATH. Without it a test prints why it skips; CI installs every
-/// tool (see .ci/run) and sets CI, so there a missing tool fails the test instead.
+/// Whether a test may go on: true when what it needs is `available`. Otherwise it says why
+/// it skips (`missing`, e.g. "nc is not installed") and returns false, and the test returns
+/// at once. Under CI (env `CI` set), where every tool is installed and every privilege
+/// granted (see .ci/run), a missing piece fails the test instead: a skip there would be a
+/// test that silently never runs. Every skip goes through here.
+pub fn require(available: bool, missing: &str) -> bool {
+    if !available {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{missing}: under CI every test must run"
+        );
+        eprintln!("skipped: {missing}");
+    }
+    available
+}
+
+/// True when `tool` is on PATH; see [`require`] for what happens when it is not.
 pub fn have(tool: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
@@ -361,11 +376,7 @@ pub fn have(tool: &str) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "{tool} is missing on CI");
-        eprintln!("skipped: {tool} is not installed");
-    }
-    found
+    require(found, &format!("{tool} is not installed"))
 }
 
 /// A process's resident memory, in KiB, from /proc.
