@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::common::http_peer::{
     bytes, free_port, holds_noise, ok, redirect, Noise, Peer, PythonServer, Reply, TempDir,
 };
-use crate::common::{require, run, sockdemo, stderr, stdout, wait_output, STEP};
+use crate::common::{require, run, sockdemo, stderr, stdout, wait_for_part, wait_output, STEP};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -581,7 +581,7 @@ fn sigint_and_sigterm_remove_the_partial_file() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for_entries(dir.path(), 2);
+        wait_for_part(dir.path());
         let pid = child.id().to_string();
         assert!(Command::new("kill")
             .args(["-s", signal, &pid])
@@ -597,16 +597,6 @@ fn sigint_and_sigterm_remove_the_partial_file() {
         );
         assert_eq!(dir.names(), ["out"], "SIG{signal}");
         assert_eq!(fs::read(dir.join("out")).unwrap(), b"old");
-    }
-}
-
-/// Waits (at most [`STEP`]) until `dir` holds `n` entries. Nothing fetch says announces its
-/// temporary file, and std has no way to watch a directory, so this one wait polls.
-fn wait_for_entries(dir: &Path, n: usize) {
-    let deadline = Instant::now() + STEP;
-    while sockdemo::testing::names_in(dir).len() < n {
-        assert!(Instant::now() < deadline, "no temporary file appeared");
-        thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -809,7 +799,7 @@ fn a_signal_mid_download_leaves_a_default_name_and_a_fifo_as_they_were() {
     fs::write(dir.join("x"), b"old").unwrap();
     let peer = Peer::v4(vec![Reply::ThenHang(partial.clone())]);
     let child = spawn_fetch(dir.path(), &[&peer.url("/x")]);
-    wait_for_entries(dir.path(), 2);
+    wait_for_part(dir.path());
     let output = signal(child, "TERM");
     assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
     assert_eq!(dir.names(), ["x"]);

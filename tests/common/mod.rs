@@ -16,7 +16,8 @@ pub mod trace;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -63,8 +64,14 @@ pub fn wait_output(child: Child, limit: Duration) -> Output {
     wait_bounded(child, limit, Child::wait_with_output)
 }
 
+/// Waits for a child to exit, killing it (and failing the test) after `limit`.
+pub fn wait_for_exit(child: Child, limit: Duration) -> ExitStatus {
+    wait_bounded(child, limit, |mut child| child.wait())
+}
+
 /// Runs `wait` (which blocks until `child` exits) on a thread of its own and returns what it
-/// returned; after `limit`, kills the child and fails the test instead.
+/// returned; after `limit`, kills the child and fails the test instead. A blocking wait
+/// with a time limit, where std only offers a blocking wait or a poll.
 fn wait_bounded<T: Send + 'static>(
     child: Child,
     limit: Duration,
@@ -240,14 +247,14 @@ impl Server {
     }
 
     /// Sends `signal` (e.g. "INT") and waits for the exit, at most `limit`.
-    pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> std::process::ExitStatus {
+    pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> ExitStatus {
         let sent = Command::new("kill")
             .args(["-s", signal, &self.pid.to_string()])
             .status()
             .expect("run kill");
         assert!(sent.success(), "kill -s {signal} {}", self.pid);
         let child = self.child.take().expect("a server not yet waited for");
-        wait_bounded(child, limit, |mut child| child.wait())
+        wait_for_exit(child, limit)
     }
 }
 
@@ -377,6 +384,21 @@ pub fn have(tool: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false);
     require(found, &format!("{tool} is not installed"))
+}
+
+/// Waits (at most [`STEP`]) for the temporary file of a download in `dir` (its name ends in
+/// `.part`) and returns its path. Nothing fetch says announces that file, and std cannot
+/// watch a directory, so this is the one wait in the tests that polls.
+pub fn wait_for_part(dir: &Path) -> PathBuf {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let names = sockdemo::testing::names_in(dir);
+        if let Some(part) = names.iter().find(|name| name.ends_with(".part")) {
+            return dir.join(part);
+        }
+        assert!(Instant::now() < deadline, "no temporary file in {names:?}");
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// A process's resident memory, in KiB, from /proc.
