@@ -258,44 +258,32 @@ fn idle_timeout_zero_keeps_a_silent_client() {
 
 #[test]
 fn a_client_that_never_reads_does_not_stall_the_others() {
-    let mut server = Server::start(&["--idle-timeout", "2s"]);
+    // No idle timeout: once the server's thread for the hog is stuck in a write, it stays
+    // stuck, and a server that let that hold up anyone else would never serve them.
+    let server = Server::start(&["--idle-timeout", "0"]);
     let mut hog = greeted(&server);
-    let hog_addr = hog.local_addr().unwrap();
-    hog.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    // Lines without end, never reading a reply: the server's writes to it block.
-    let writer = thread::spawn(move || {
-        let chunk = b"a\n".repeat(32 * 1024);
-        let deadline = Instant::now() + Duration::from_secs(8);
-        while Instant::now() < deadline && hog.write_all(&chunk).is_ok() {}
-    });
-    // Others come and go until the server gives up on the hog, which it does when a write
-    // to it has been stuck for the whole idle timeout: each must be served meanwhile.
-    let addr = server.addr;
-    let (stop, stopped) = mpsc::channel::<()>();
-    let others = thread::spawn(move || {
-        let mut slowest = Duration::ZERO;
-        let mut served = 0;
-        while stopped.try_recv() == Err(mpsc::TryRecvError::Empty) {
-            let started = Instant::now();
-            let mut other = connect(addr);
-            assert_eq!(read_n(&mut other, 8), b"Welcome!");
-            let msg = format!("other{served}\n");
-            let reply = format!("Hello, other{served}!\n");
-            round_trip(&mut other, msg.as_bytes(), reply.as_bytes());
-            slowest = slowest.max(started.elapsed());
-            served += 1;
+    // Lines without end, never reading a reply, until a write has waited 300 ms: then the
+    // buffers both ways are full and the server has stopped reading, stuck writing to it.
+    hog.set_write_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let chunk = b"a\n".repeat(32 * 1024);
+    let deadline = Instant::now() + STEP;
+    loop {
+        match hog.write_all(&chunk) {
+            Ok(()) => assert!(
+                Instant::now() < deadline,
+                "the server kept reading from a client that never reads"
+            ),
+            Err(err) if common::is_timeout(&err) => break,
+            Err(err) => panic!("the hog's write failed: {err}"),
         }
-        (served, slowest)
-    });
-    server.wait_for_log(&format!("Connection from {hog_addr} timed out"));
-    drop(stop);
-    let (served, slowest) = others.join().expect("every other client is served");
-    assert!(served >= 20, "only {served} others served");
-    assert!(
-        slowest < Duration::from_secs(1),
-        "a round trip took {slowest:?}"
-    );
-    writer.join().unwrap();
+    }
+    for i in 0..20 {
+        let mut other = greeted(&server);
+        let msg = format!("other{i}\n");
+        let reply = format!("Hello, other{i}!\n");
+        round_trip(&mut other, msg.as_bytes(), reply.as_bytes());
+    }
 }
 
 #[test]
@@ -468,15 +456,10 @@ fn a_host_with_two_addresses_is_listened_on_at_both() {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if !probe
-        || TcpStream::connect("[::1]:1")
-            .is_err_and(|e| e.kind() != std::io::ErrorKind::ConnectionRefused)
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "cannot test on CI: no mount namespace or IPv6"
-        );
-        eprintln!("skipped: no mount namespace (unshare --mount) or no IPv6 loopback here");
+    let ipv6 = !TcpStream::connect("[::1]:1")
+        .is_err_and(|e| e.kind() != std::io::ErrorKind::ConnectionRefused);
+    let why = "no mount namespace (unshare --mount) or no IPv6 loopback here";
+    if !common::require(probe && ipv6, why) {
         return;
     }
     let mut cmd = Command::new("unshare");
@@ -576,16 +559,7 @@ fn a_delay_too_long_to_add_up_sleeps_instead_of_panicking() {
     stream.write_all(b"a\nb\n").unwrap();
     let local = stream.local_addr().unwrap();
     server.wait_for_log(&format!("Accept new connection from {local}"));
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < deadline {
-        let log = server.log();
-        assert!(
-            !log.iter().any(|l| l.contains("panicked")),
-            "{}",
-            log.join("\n")
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    server.assert_no_log_within("panicked", Duration::from_secs(1));
     // The sleeping connection holds its slot; the other is free (a greeting is not delayed).
     let _other = greeted(&server);
     assert!(server.is_running(), "server exited");

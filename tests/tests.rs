@@ -9,17 +9,25 @@
 mod common;
 
 mod bench;
+mod bench_interrupt;
 mod cli;
 mod client;
 mod faults;
 mod fetch;
+mod fetch_contract;
+mod happy_eyeballs;
 mod haproxy_header;
+mod help;
+mod hints;
 mod hostile;
+mod install;
 mod netns;
+mod progress;
 mod save;
 mod serve;
 mod signals;
 mod stderr_pipe;
+mod threads;
 
 use std::collections::BTreeSet;
 use std::fs;

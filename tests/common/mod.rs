@@ -18,7 +18,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -196,6 +196,27 @@ impl Server {
         }
     }
 
+    /// Waits out `window` (blocked on the log, not polling it) and then fails the test if a
+    /// log line so far contains `needle`.
+    pub fn assert_no_log_within(&mut self, needle: &str, window: Duration) {
+        let deadline = Instant::now() + window;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Every line received is in the log already; a disconnect means the server is gone.
+            if left.is_zero()
+                || self.lines.recv_timeout(left) == Err(RecvTimeoutError::Disconnected)
+            {
+                break;
+            }
+        }
+        let log = self.log();
+        assert!(
+            !log.iter().any(|line| line.contains(needle)),
+            "a log line with {needle:?}:\n{}",
+            log.join("\n")
+        );
+    }
+
     /// Every log line so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
@@ -311,6 +332,14 @@ pub fn read_to_hang_up(stream: &mut TcpStream) -> Vec<u8> {
     bytes
 }
 
+/// Whether an I/O error is a socket timeout (`WouldBlock` on Unix, `TimedOut` elsewhere).
+pub fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// How a connection's stream of bytes ended, as seen by the reading side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -336,9 +365,7 @@ pub fn read_to_end_of(stream: &mut TcpStream) -> (Vec<u8>, Ending) {
             Err(err) => match err.kind() {
                 io::ErrorKind::Interrupted => {}
                 io::ErrorKind::ConnectionReset => return (all, Ending::Reset),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                    return (all, Ending::LeftOpen)
-                }
+                _ if is_timeout(&err) => return (all, Ending::LeftOpen),
                 kind => return (all, Ending::Failed(kind)),
             },
         }
