@@ -8,6 +8,7 @@
 
 mod common;
 
+mod balancer;
 mod bench;
 mod bench_interrupt;
 mod cli;
@@ -23,6 +24,7 @@ mod hostile;
 mod install;
 mod netns;
 mod progress;
+mod proxy_protocol;
 mod save;
 mod serve;
 mod signals;

@@ -69,6 +69,17 @@ pub fn wait_for_exit(child: Child, limit: Duration) -> ExitStatus {
     wait_bounded(child, limit, |mut child| child.wait())
 }
 
+/// Waits for a child to exit, at most `limit`; after that kills it and returns `None`
+/// (for a `Drop`, which must not fail the test a second time).
+pub fn wait_within(child: Child, limit: Duration) -> Option<ExitStatus> {
+    let pid = child.id();
+    let waited = wait_on_thread(child, limit, |mut child| child.wait());
+    if waited.is_none() {
+        kill_hard(pid);
+    }
+    waited.map(|status| status.expect("wait for a child process"))
+}
+
 /// Runs `wait` (which blocks until `child` exits) on a thread of its own and returns what it
 /// returned; after `limit`, kills the child and fails the test instead. A blocking wait
 /// with a time limit, where std only offers a blocking wait or a poll.
@@ -78,17 +89,31 @@ fn wait_bounded<T: Send + 'static>(
     wait: impl FnOnce(Child) -> io::Result<T> + Send + 'static,
 ) -> T {
     let pid = child.id();
+    match wait_on_thread(child, limit, wait) {
+        Some(waited) => waited.expect("wait for a child process"),
+        None => {
+            kill_hard(pid);
+            panic!("pid {pid} did not finish within {limit:?}");
+        }
+    }
+}
+
+/// What `wait` returned, or `None` when it has not returned within `limit`.
+fn wait_on_thread<T: Send + 'static>(
+    child: Child,
+    limit: Duration,
+    wait: impl FnOnce(Child) -> io::Result<T> + Send + 'static,
+) -> Option<io::Result<T>> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let _ = tx.send(wait(child));
     });
-    match rx.recv_timeout(limit) {
-        Ok(waited) => waited.expect("wait for a child process"),
-        Err(_) => {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            panic!("pid {pid} did not finish within {limit:?}");
-        }
-    }
+    rx.recv_timeout(limit).ok()
+}
+
+/// SIGKILL to `pid`, for a child that has been handed to a waiting thread.
+fn kill_hard(pid: u32) {
+    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
 }
 
 pub fn stdout(output: &Output) -> String {
@@ -264,6 +289,14 @@ impl Server {
                 .expect("query the server process")
                 .is_none(),
             None => false,
+        }
+    }
+
+    /// Kills the server (SIGKILL) and waits for it, as a crash would end it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
