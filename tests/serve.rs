@@ -402,20 +402,13 @@ fn netcat_gets_one_greeting_per_line() {
 }
 
 /// Run in a network namespace of its own, where ports below 1024 are privileged whatever
-/// the host says (containers often open them to everyone).
+/// the host says.
 #[test]
 fn a_privileged_port_without_the_right_says_so() {
     let Some(ns) = Netns::new() else {
         return;
     };
-    let privileged = run(
-        ns.command("sh").args([
-            "-c",
-            "echo 1024 > /proc/sys/net/ipv4/ip_unprivileged_port_start",
-        ]),
-        STEP,
-    );
-    assert!(privileged.status.success(), "{}", stderr(&privileged));
+    ns.privileged_ports();
     let as_nobody = |args: &[&str]| {
         let mut cmd = ns.command("setpriv");
         cmd.args([

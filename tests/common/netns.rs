@@ -39,6 +39,18 @@ impl Netns {
         Some(ns)
     }
 
+    /// Makes ports below 1024 privileged in the namespace (`ip_unprivileged_port_start`,
+    /// which is per namespace, back at 1024), whatever the host says: containers often open
+    /// them to everyone.
+    pub fn privileged_ports(&self) {
+        let mut cmd = self.command("sh");
+        cmd.args([
+            "-c",
+            "echo 1024 > /proc/sys/net/ipv4/ip_unprivileged_port_start",
+        ]);
+        run_ok(&mut cmd).expect("make ports below 1024 privileged");
+    }
+
     /// Adds netem delay, loss and reordering to the loopback; `false` (with one line saying
     /// so) where the kernel has no netem.
     pub fn try_netem(&self) -> bool {
