@@ -22,6 +22,7 @@ mod haproxy_header;
 mod help;
 mod hints;
 mod hostile;
+mod https;
 mod install;
 mod netns;
 mod progress;
