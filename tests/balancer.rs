@@ -4,16 +4,14 @@
 //! module) and backend hosts, so that "who is the client?" has three possible answers and
 //! the backends' logs must give the right one.
 
-mod common;
-
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::thread;
 
-use common::haproxy::{self, Haproxy};
-use common::lan::{Host, Lan};
-use common::nginx::{self, Nginx};
-use common::{run, stderr, stdout, wait_output, Server, STEP};
+use crate::common::haproxy::{self, Haproxy};
+use crate::common::lan::{Host, Lan};
+use crate::common::nginx::{self, Nginx};
+use crate::common::{run, stderr, stdout, wait_output, Server, STEP};
 
 /// The hosts of every test: the client, the balancer, then the backends.
 const CLIENT: usize = 0;
@@ -64,7 +62,7 @@ backend hello
 
 /// Stops `server` with SIGTERM and returns how many connections it says it served.
 fn stop_and_count(server: &mut Server) -> u64 {
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     let sent = Command::new("kill").args(["-s", "TERM", &pid]).status();
     assert!(sent.is_ok_and(|status| status.success()));
     let line = server.wait_for_log("Server stopped after serving ");
@@ -211,8 +209,7 @@ fn haproxy_takes_out_a_backend_killed_during_a_reconnect_bench() {
     for _ in 0..30 {
         victim.wait_for_log(&format!("Accept new connection from {}:", client.ip));
     }
-    let _ = victim.child.kill();
-    let _ = victim.child.wait();
+    victim.kill();
     lb.wait_for_log("hello/b1 is DOWN");
     let others_at_down = others_stot(&lb);
 

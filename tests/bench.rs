@@ -1,14 +1,13 @@
 //! `sockdemo bench` against the real server and against misbehaving ones, over loopback.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{run, run_with_input, sockdemo, stderr, stdout, Server, STEP};
+use crate::common::peer::Peer;
+use crate::common::{have, require, run, run_with_input, sockdemo, stderr, stdout, Server, STEP};
 
 fn bench(addr: SocketAddr, extra: &[&str]) -> Output {
     let port = addr.port().to_string();
@@ -46,7 +45,7 @@ fn the_json(out: &Output) -> String {
     assert_eq!(text.lines().count(), 1, "{text}");
     let mut python = Command::new("python3");
     python.args(["-c", "import json,sys; json.load(sys.stdin)"]);
-    if python.output().is_ok() {
+    if have("python3") {
         let checked = run_with_input(&mut python, json.as_bytes(), STEP);
         assert!(
             checked.status.success(),
@@ -55,34 +54,6 @@ fn the_json(out: &Output) -> String {
         );
     }
     json.to_string()
-}
-
-/// A stand-in server on a free loopback port: each of up to `clients` connections gets its
-/// own thread running `talk`.
-fn fake_server(clients: usize, talk: fn(TcpStream)) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("local address");
-    listener.set_nonblocking(true).expect("nonblocking");
-    thread::spawn(move || {
-        let deadline = Instant::now() + STEP;
-        let mut accepted = 0;
-        while accepted < clients && Instant::now() < deadline {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    accepted += 1;
-                    stream.set_nonblocking(false).expect("blocking");
-                    stream.set_read_timeout(Some(STEP)).expect("timeout");
-                    stream.set_nodelay(true).expect("nodelay");
-                    thread::spawn(move || talk(stream));
-                }
-                Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                    thread::sleep(Duration::from_millis(5))
-                }
-                Err(err) => panic!("accept: {err}"),
-            }
-        }
-    });
-    addr
 }
 
 /// Greets, then answers every message with `Hello, wrong!`.
@@ -192,18 +163,19 @@ fn duration_runs_about_that_long() {
 
 #[test]
 fn replies_split_across_segments_are_read_whole() {
-    let addr = fake_server(2, split_replies);
-    let out = bench(addr, &["-c", "2", "-n", "20", "--json"]);
+    let peer = Peer::each(2, split_replies);
+    let out = bench(peer.addr, &["-c", "2", "-n", "20", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json = the_json(&out);
     assert_eq!(number(&json, "messages"), 40.0);
     assert_eq!(number(&json, "errors"), 0.0);
+    peer.finish();
 }
 
 #[test]
 fn a_wrong_reply_is_an_error_and_exit_1() {
-    let addr = fake_server(2, wrong_replies);
-    let out = bench(addr, &["-c", "2", "-n", "3", "--json"]);
+    let peer = Peer::each(2, wrong_replies);
+    let out = bench(peer.addr, &["-c", "2", "-n", "3", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let json = the_json(&out);
     assert_eq!(number(&json, "errors"), 2.0);
@@ -211,12 +183,13 @@ fn a_wrong_reply_is_an_error_and_exit_1() {
     let err = stderr(&out);
     assert!(err.contains("Hello, wrong!"), "{err}");
     assert!(err.contains("error: 2 errors during the bench"), "{err}");
+    peer.finish();
 }
 
 #[test]
 fn a_server_that_closes_after_the_greeting_is_an_error() {
-    let addr = fake_server(3, close_after_greeting);
-    let out = bench(addr, &["-c", "3", "-n", "2"]);
+    let peer = Peer::each(3, close_after_greeting);
+    let out = bench(peer.addr, &["-c", "3", "-n", "2"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("errors         3\n"),
@@ -226,6 +199,7 @@ fn a_server_that_closes_after_the_greeting_is_an_error() {
     let err = stderr(&out);
     assert!(err.contains("error: 3 errors during the bench"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    peer.finish();
 }
 
 #[test]
@@ -254,8 +228,10 @@ fn refused_connection_exits_1_naming_the_address() {
 
 #[test]
 fn bench_works_over_ipv6_too() {
-    if TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("no IPv6 loopback here; skipped");
+    if !require(
+        TcpListener::bind("[::1]:0").is_ok(),
+        "no IPv6 loopback here",
+    ) {
         return;
     }
     let server = Server::start(&["--host", "::1"]);
@@ -313,12 +289,12 @@ fn dripping_replies(mut stream: TcpStream) {
 
 #[test]
 fn a_reply_dripped_past_the_timeout_is_a_timeout_however_steady_the_drip() {
-    let addr = fake_server(1, dripping_replies);
+    let peer = Peer::each(1, dripping_replies);
     let began = Instant::now();
     let mut cmd = sockdemo([
         "bench",
         "--port",
-        &addr.port().to_string(),
+        &peer.port().to_string(),
         "--timeout",
         "1s",
         "-c",
@@ -337,14 +313,8 @@ fn a_reply_dripped_past_the_timeout_is_a_timeout_however_steady_the_drip() {
 
 #[test]
 fn a_duration_too_long_to_add_up_runs_until_stopped() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("local address");
     let (counted, rounds) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let Ok((mut stream, _)) = listener.accept() else {
-            return;
-        };
-        stream.set_read_timeout(Some(STEP)).expect("timeout");
+    let peer = Peer::one(move |mut stream| {
         let _ = stream.write_all(b"Welcome!");
         let mut buf = [0; 1024];
         while let Ok(n @ 1..) = stream.read(&mut buf) {
@@ -358,7 +328,7 @@ fn a_duration_too_long_to_add_up_runs_until_stopped() {
     let mut child = sockdemo([
         "bench",
         "--port",
-        &addr.port().to_string(),
+        &peer.port().to_string(),
         "-c",
         "1",
         "--duration",

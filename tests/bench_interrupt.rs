@@ -1,13 +1,11 @@
 //! `sockdemo bench` stopped by SIGINT mid-run, as ApacheBench is: the figures so far are
 //! printed, marked as interrupted, and the exit status is 130.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{run_with_input, sockdemo, stderr, stdout, wait_output, Server, STEP};
+use crate::common::{run_with_input, sockdemo, stderr, stdout, wait_output, Server, STEP};
 
 const CLIENTS: usize = 4;
 

@@ -1,8 +1,6 @@
 //! What every user sees first: help, version, usage errors, and the demo.
 
-mod common;
-
-use common::{run, sockdemo, stderr, stdout, STEP};
+use crate::common::{run, sockdemo, stderr, stdout, STEP};
 
 const SUBCOMMANDS: [&str; 5] = ["fetch", "serve", "client", "bench", "demo"];
 

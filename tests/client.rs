@@ -1,15 +1,14 @@
 //! `sockdemo client` against the tutorial's Python server, our own server, and in-test peers
 //! that split, delay, cut short or get wrong their replies.
 
-mod common;
-
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{run, run_with_input, sockdemo, stderr, stdout, Server, STEP};
+use crate::common::peer::Peer;
+use crate::common::{self, read_n, run, run_with_input, sockdemo, stderr, stdout, Server, STEP};
 
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers");
 const TUTORIAL_OUTPUT: &str = "Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n";
@@ -18,25 +17,6 @@ fn client(port: u16, extra: &[&str]) -> Command {
     let mut cmd = sockdemo(["client", "--port", &port.to_string()]);
     cmd.args(extra);
     cmd
-}
-
-/// A one-connection peer on a free loopback port, scripted by `script`.
-fn peer(script: impl FnOnce(TcpStream) + Send + 'static) -> (SocketAddr, thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handle = thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        stream.set_read_timeout(Some(STEP)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        script(stream);
-    });
-    (addr, handle)
-}
-
-fn read_exactly(stream: &mut TcpStream, n: usize) -> Vec<u8> {
-    let mut buf = vec![0; n];
-    stream.read_exact(&mut buf).unwrap();
-    buf
 }
 
 #[test]
@@ -117,95 +97,99 @@ fn connection_refused_names_the_address_and_the_server() {
 
 #[test]
 fn a_reply_in_three_delayed_segments_is_printed_whole() {
-    let (addr, peer) = peer(|mut s| {
+    let peer = Peer::one(|mut s| {
         for piece in [b"Wel".as_slice(), b"come!"] {
             s.write_all(piece).unwrap();
             thread::sleep(Duration::from_millis(50));
         }
-        assert_eq!(read_exactly(&mut s, 7), b"Michael");
+        assert_eq!(read_n(&mut s, 7), b"Michael");
         for piece in [b"Hel".as_slice(), b"lo, Mic", b"hael!"] {
             s.write_all(piece).unwrap();
             thread::sleep(Duration::from_millis(50));
         }
-        assert_eq!(read_exactly(&mut s, 4), b"exit");
+        assert_eq!(read_n(&mut s, 4), b"exit");
     });
-    let output = run(&mut client(addr.port(), &["Michael"]), STEP);
+    let output = run(&mut client(peer.port(), &["Michael"]), STEP);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), "Welcome!\nHello, Michael!\n");
-    peer.join().unwrap();
+    peer.finish();
 }
 
 #[test]
 fn a_five_thousand_byte_name_is_printed_whole() {
     let name = "n".repeat(5000);
     let expected = format!("Hello, {name}!");
-    let reply = expected.clone();
-    let (addr, peer) = peer(move |mut s| {
+    let peer = Peer::one(move |mut s| {
         s.write_all(b"Welcome!").unwrap();
-        let got = read_exactly(&mut s, 5000);
+        let got = read_n(&mut s, 5000);
         s.write_all(format!("Hello, {}!", String::from_utf8(got).unwrap()).as_bytes())
             .unwrap();
-        assert_eq!(read_exactly(&mut s, 4), b"exit");
-        drop(reply);
+        assert_eq!(read_n(&mut s, 4), b"exit");
     });
-    let output = run(&mut client(addr.port(), &[&name]), STEP);
+    let output = run(&mut client(peer.port(), &[&name]), STEP);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), format!("Welcome!\n{expected}\n"));
-    peer.join().unwrap();
+    peer.finish();
 }
 
 #[test]
 fn a_server_that_closes_early_is_an_error() {
-    let (addr, peer) = peer(|mut s| {
+    let peer = Peer::one(|mut s| {
         s.write_all(b"Welcome!").unwrap();
-        let _ = read_exactly(&mut s, 5);
+        let _ = read_n(&mut s, 5);
     });
-    let output = run(&mut client(addr.port(), &["Tracy"]), STEP);
+    let output = run(&mut client(peer.port(), &["Tracy"]), STEP);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(stdout(&output), "Welcome!\n");
     assert_eq!(
         stderr(&output),
-        format!("error: {addr} closed the connection before the reply was complete\n")
+        format!(
+            "error: {} closed the connection before the reply was complete\n",
+            peer.addr
+        )
     );
-    peer.join().unwrap();
+    peer.finish();
 }
 
 #[test]
 fn a_wrong_reply_is_an_error_not_a_hang() {
-    let (addr, peer) = peer(|mut s| {
+    let peer = Peer::one(|mut s| {
         s.write_all(b"Welcome!").unwrap();
-        let _ = read_exactly(&mut s, 5);
+        let _ = read_n(&mut s, 5);
         s.write_all(b"Hi!").unwrap();
         let mut rest = Vec::new();
         let _ = s.read_to_end(&mut rest);
     });
     let started = Instant::now();
-    let output = run(&mut client(addr.port(), &["Sarah"]), STEP);
+    let output = run(&mut client(peer.port(), &["Sarah"]), STEP);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).starts_with(&format!("error: unexpected reply from {addr}")));
-    peer.join().unwrap();
+    assert!(stderr(&output).starts_with(&format!("error: unexpected reply from {}", peer.addr)));
+    peer.finish();
 }
 
 #[test]
 fn a_silent_server_times_out() {
-    let (addr, peer) = peer(|mut s| {
+    let peer = Peer::one(|mut s| {
         let mut rest = Vec::new();
         let _ = s.read_to_end(&mut rest);
     });
     let started = Instant::now();
-    let output = run(&mut client(addr.port(), &["--timeout", "500ms", "x"]), STEP);
+    let output = run(&mut client(peer.port(), &["--timeout", "500ms", "x"]), STEP);
     let elapsed = started.elapsed();
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         stderr(&output),
-        format!("error: cannot read the greeting from {addr}: timed out\n")
+        format!(
+            "error: cannot read the greeting from {}: timed out\n",
+            peer.addr
+        )
     );
     assert!(
         elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(5),
         "{elapsed:?}"
     );
-    peer.join().unwrap();
+    peer.finish();
 }
 
 #[test]
@@ -259,9 +243,9 @@ fn an_empty_name_or_one_with_a_line_ending_is_a_usage_error_before_anything_is_s
 
 #[test]
 fn a_reply_dripped_a_byte_at_a_time_is_bounded_by_the_timeout_as_a_whole() {
-    let (addr, peer) = peer(|mut s| {
+    let peer = Peer::one(|mut s| {
         s.write_all(b"Welcome!").unwrap();
-        assert_eq!(read_exactly(&mut s, 5), b"Sarah");
+        assert_eq!(read_n(&mut s, 5), b"Sarah");
         // Each byte well inside the timeout; the reply as a whole far beyond it.
         for byte in b"Hello, Sarah!" {
             if s.write_all(&[*byte]).is_err() {
@@ -272,20 +256,23 @@ fn a_reply_dripped_a_byte_at_a_time_is_bounded_by_the_timeout_as_a_whole() {
     });
     let started = Instant::now();
     let output = run(
-        &mut client(addr.port(), &["--timeout", "1s", "Sarah"]),
+        &mut client(peer.port(), &["--timeout", "1s", "Sarah"]),
         STEP,
     );
     let elapsed = started.elapsed();
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert_eq!(
         stderr(&output),
-        format!("error: cannot read the reply from {addr}: timed out\n")
+        format!(
+            "error: cannot read the reply from {}: timed out\n",
+            peer.addr
+        )
     );
     assert!(
         elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2500),
         "{elapsed:?}"
     );
-    peer.join().unwrap();
+    peer.finish();
 }
 
 #[test]

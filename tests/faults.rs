@@ -2,14 +2,11 @@
 //! down to one byte, jitters and stalls them, and cuts or resets connections. Replies must
 //! still be exact, and failures must be clean.
 
-mod common;
-mod http_peer;
-
 use std::process::Command;
 use std::thread;
 
-use common::proxy::{Plan, Proxy};
-use common::{run, sockdemo, stderr, stdout, Server, STEP};
+use crate::common::proxy::{Plan, Proxy};
+use crate::common::{self, run, sockdemo, stderr, stdout, Server, STEP};
 
 const NAMES: [&str; 5] = ["Michael", "Tracy", "Sarah", "\u{4e2d}\u{6587}", "x y z"];
 
@@ -113,9 +110,9 @@ mod fetch {
 
     use sockdemo::testing::Rng;
 
+    use crate::common::http_peer::{holds_noise, Noise, Peer, PythonServer, Reply, TempDir};
     use crate::common::proxy::{Fault, Plan, Proxy};
     use crate::common::{run, sockdemo, stderr, STEP};
-    use crate::http_peer::{holds_noise, Noise, Peer, PythonServer, Reply, TempDir};
 
     const BIG: usize = 8 << 20;
     const SEEDS: [u64; 3] = [1, 2, 3];

@@ -2,9 +2,6 @@
 //! scripted peers on loopback port 0 (each case its own thread) and against
 //! `python3 -m http.server`. Every run is bounded by `common::STEP`.
 
-mod common;
-mod http_peer;
-
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
@@ -13,8 +10,10 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{run, sockdemo, stderr, stdout, wait_output, STEP};
-use http_peer::{bytes, free_port, ok, redirect, Noise, Peer, PythonServer, Reply, TempDir};
+use crate::common::http_peer::{
+    bytes, free_port, holds_noise, ok, redirect, Noise, Peer, PythonServer, Reply, TempDir,
+};
+use crate::common::{require, run, sockdemo, stderr, stdout, wait_for_part, wait_output, STEP};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -421,10 +420,11 @@ fn not_found_is_saved_and_fails_only_with_dash_dash_fail() {
 
 #[test]
 fn ipv6_loopback_works_with_brackets() {
-    let Ok(peer) = Peer::start("[::1]:0", vec![ok("six"), ok("six")]) else {
-        eprintln!("skipped: no IPv6 loopback here");
+    let peer = Peer::start("[::1]:0", vec![ok("six"), ok("six")]);
+    if !require(peer.is_ok(), "no IPv6 loopback here") {
         return;
-    };
+    }
+    let peer = peer.unwrap();
     let dir = TempDir::new("ipv6");
     let target = format!("http://[::1]:{}/v6.txt", peer.port());
     succeeded(&fetch_in(dir.path(), &[&target]));
@@ -508,8 +508,10 @@ fn a_character_device_is_written_in_place_and_stays_one() {
         .arg(&node)
         .args(["c", "1", "3"])
         .status();
-    if !made.is_ok_and(|status| status.success()) {
-        eprintln!("skipped: mknod needs root");
+    if !require(
+        made.is_ok_and(|status| status.success()),
+        "mknod needs root",
+    ) {
         return;
     }
     let peer = Peer::v4(vec![ok("into the void")]);
@@ -562,7 +564,7 @@ fn a_64_mib_body_is_saved_byte_exact() {
     let dir = TempDir::new("64mib");
     let output = fetch_in(dir.path(), &[&peer.url("/big.bin")]);
     succeeded(&output);
-    assert!(http_peer::holds_noise(&dir.join("big.bin"), 64, LEN));
+    assert!(holds_noise(&dir.join("big.bin"), 64, LEN));
 }
 
 #[test]
@@ -579,7 +581,7 @@ fn sigint_and_sigterm_remove_the_partial_file() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for_entries(dir.path(), 2);
+        wait_for_part(dir.path());
         let pid = child.id().to_string();
         assert!(Command::new("kill")
             .args(["-s", signal, &pid])
@@ -595,15 +597,6 @@ fn sigint_and_sigterm_remove_the_partial_file() {
         );
         assert_eq!(dir.names(), ["out"], "SIG{signal}");
         assert_eq!(fs::read(dir.join("out")).unwrap(), b"old");
-    }
-}
-
-/// Waits (at most [`STEP`]) until `dir` holds `n` entries.
-fn wait_for_entries(dir: &Path, n: usize) {
-    let deadline = Instant::now() + STEP;
-    while sockdemo::testing::names_in(dir).len() < n {
-        assert!(Instant::now() < deadline, "no temporary file appeared");
-        thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -671,8 +664,7 @@ fn connect_timeout_gives_up_on_a_listener_that_never_completes_the_handshake() {
             Err(_) => true,
         }
     });
-    if !full {
-        eprintln!("skipped: the backlog never filled");
+    if !require(full, "the listen backlog never filled") {
         return;
     }
     let dir = TempDir::new("connect-timeout");
@@ -807,7 +799,7 @@ fn a_signal_mid_download_leaves_a_default_name_and_a_fifo_as_they_were() {
     fs::write(dir.join("x"), b"old").unwrap();
     let peer = Peer::v4(vec![Reply::ThenHang(partial.clone())]);
     let child = spawn_fetch(dir.path(), &[&peer.url("/x")]);
-    wait_for_entries(dir.path(), 2);
+    wait_for_part(dir.path());
     let output = signal(child, "TERM");
     assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
     assert_eq!(dir.names(), ["x"]);

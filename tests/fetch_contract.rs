@@ -5,9 +5,6 @@
 //! Content-Length). The real binary against scripted peers on loopback port 0; every run is
 //! bounded by `common::STEP`.
 
-mod common;
-mod http_peer;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,8 +14,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{run, sockdemo, stderr, stdout, wait_output, STEP};
-use http_peer::{bytes, ok, redirect, Peer, Reply, TempDir};
+use crate::common::http_peer::{bytes, ok, redirect, Peer, Reply, TempDir};
+use crate::common::{run, sockdemo, stderr, stdout, wait_output, STEP};
 
 /// `sockdemo fetch ARGS...` run in `dir`.
 fn fetch_in(dir: &Path, args: &[&str]) -> Output {

@@ -2,19 +2,14 @@
 //! v2 with TLVs, the LOCAL header of its health checks) read off a real socket by
 //! `sockdemo::hello::proxy`, in the pieces the socket gives, with the client's bytes after them.
 
-#[path = "common/haproxy.rs"]
-mod haproxy;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 
-use haproxy::Haproxy;
+use crate::common::haproxy::{self, Haproxy};
+use crate::common::STEP;
 use sockdemo::hello::proxy::{Header, Parser, Status};
-
-const STEP: Duration = Duration::from_secs(20);
 
 /// A backend on port 0 that hands over each connection it accepts.
 fn backend(host: &str) -> (SocketAddr, mpsc::Receiver<TcpStream>) {

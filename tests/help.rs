@@ -1,9 +1,7 @@
 //! What `--help` shows: every subcommand ends with a few examples to type (fetch keeps its
 //! exit-status table before them), and `-v` promises only log output that exists.
 
-mod common;
-
-use common::{run, sockdemo, stderr, stdout, STEP};
+use crate::common::{run, sockdemo, stderr, stdout, STEP};
 
 const SUBCOMMANDS: [&str; 7] = [
     "fetch",

@@ -1,11 +1,9 @@
 //! Where a user is stuck, the message says what to type instead: a port already taken, a
 //! port written into `--host`, and `client HOST PORT` typed as netcat takes it.
 
-mod common;
-
 use std::net::TcpListener;
 
-use common::{run, sockdemo, stderr, stdout, Server, STEP};
+use crate::common::{run, sockdemo, stderr, stdout, Server, STEP};
 
 #[test]
 fn a_port_in_use_suggests_port_0_or_another_port() {

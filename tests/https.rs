@@ -5,9 +5,6 @@
 //! every run sets its own `SSL_CERT_FILE` and `SSL_CERT_DIR` so that no certificate of this
 //! machine changes a verdict. Every run is bounded by `common::STEP`.
 
-mod common;
-mod http_peer;
-
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
@@ -16,11 +13,11 @@ use std::process::Output;
 use std::sync::{mpsc, OnceLock};
 use std::time::Instant;
 
-use common::nginx::{self, Nginx};
-use common::pki::{Pki, EXPIRED_ON, WRONG_NAME};
-use common::tls_peer::{End, PythonTls, Script, TlsPeer};
-use common::{run, sockdemo, stderr, stdout, STEP};
-use http_peer::{holds_noise, ok, Noise, Peer, PythonServer, Reply, TempDir};
+use crate::common::http_peer::{holds_noise, ok, Noise, Peer, PythonServer, Reply, TempDir};
+use crate::common::nginx::{self, Nginx};
+use crate::common::pki::{Pki, EXPIRED_ON, WRONG_NAME};
+use crate::common::tls_peer::{End, PythonTls, Script, TlsPeer};
+use crate::common::{self, run, sockdemo, stderr, stdout, STEP};
 
 fn pki() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();

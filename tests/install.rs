@@ -2,11 +2,9 @@
 //! that complete subcommands and flags, and a man page that man and groff render without a
 //! warning.
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::{have, run, run_with_input, sockdemo, stderr, stdout, BIN, STEP};
+use crate::common::{self, have, run, run_with_input, sockdemo, stderr, stdout, BIN, STEP};
 
 const SHELLS: [&str; 5] = ["bash", "zsh", "fish", "elvish", "powershell"];
 

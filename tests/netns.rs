@@ -3,15 +3,12 @@
 //! has netem; this one may not, and the test says so instead of failing). Fetch runs there
 //! too, against `python3 -m http.server` and a chunked peer, both inside the namespace.
 
-mod common;
-mod http_peer;
-
 use std::fs;
 use std::thread;
 
-use common::netns::Netns;
-use common::{have, run, stderr, stdout, Server, STEP};
-use http_peer::{holds_noise, Noise, PythonServer, TempDir};
+use crate::common::http_peer::{holds_noise, Noise, PythonServer, TempDir};
+use crate::common::netns::Netns;
+use crate::common::{have, run, stderr, stdout, Server, STEP};
 
 #[test]
 fn clients_and_bench_at_mtu_576_get_exact_replies() {

@@ -3,17 +3,14 @@
 //! `--no-progress` or `-q`. The body comes from a peer that sends it slowly, so that a
 //! progress line has time to be redrawn.
 
-mod common;
-mod http_peer;
-
 use std::fs::{self, File};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use common::{have, run, sockdemo, stderr, stdout, BIN, STEP};
-use http_peer::{Peer, Reply, TempDir};
+use crate::common::http_peer::{Peer, Reply, TempDir};
+use crate::common::{self, have, run, sockdemo, stderr, stdout, BIN, STEP};
 
 const PIECE: usize = 1024;
 const PIECES: usize = 8;

@@ -5,14 +5,15 @@
 //! log line while a good connection beside it keeps being served. And `serve --reuse-port`:
 //! two processes on one port, both reached.
 
-mod common;
-
 use std::io::Write;
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{connect, read_n, read_to_close, round_trip, run, sockdemo, stderr, Server, STEP};
+use crate::common::{
+    connect, read_n, read_to_close, read_to_hang_up, round_trip, run, sockdemo, stderr, Server,
+    STEP,
+};
 
 /// The version 2 signature, version 2 and a command (`PROXY` = 1, `LOCAL` = 0) follow it.
 const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
@@ -72,7 +73,7 @@ fn proxy_server() -> Server {
 
 /// Stops `server` with SIGTERM and returns how many connections it says it served.
 fn stop_and_count(server: &mut Server) -> u64 {
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     let sent = Command::new("kill").args(["-s", "TERM", &pid]).status();
     assert!(sent.is_ok_and(|status| status.success()));
     let line = server.wait_for_log("Server stopped after serving ");
@@ -199,7 +200,11 @@ fn rejected(server: &mut Server, bytes: &[u8], close: bool, reason: &str) -> Soc
     if close {
         stream.shutdown(Shutdown::Write).unwrap();
     }
-    assert_eq!(read_to_close(&mut stream), b"", "no greeting for {bytes:?}");
+    assert_eq!(
+        read_to_hang_up(&mut stream),
+        b"",
+        "no greeting for {bytes:?}"
+    );
     let line = server.wait_for_log(&format!("Rejected connection from {me}: "));
     assert!(line.contains(reason), "{line:?} should say {reason:?}");
     me

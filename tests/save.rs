@@ -4,19 +4,14 @@
 //! scripted peers on loopback port 0; the cases about other users run it as `nobody` through
 //! `setpriv` (the tests run as root, for whom `>` refuses nothing).
 
-mod common;
-mod http_peer;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Sender};
-use std::thread;
-use std::time::{Duration, Instant};
 
-use common::{sockdemo, stderr, wait_output, BIN, STEP};
-use http_peer::{ok, Peer, Reply, TempDir};
+use crate::common::http_peer::{ok, Peer, Reply, TempDir};
+use crate::common::{self, sockdemo, stderr, wait_for_part, wait_output, BIN, STEP};
 
 /// The exit status of a fetch that cannot write its file: curl's 23.
 const EXIT_CANNOT_WRITE: i32 = 23;
@@ -56,19 +51,6 @@ fn fetch(args: &[&str]) -> Command {
     cmd
 }
 
-/// Waits (at most [`STEP`]) for the temporary file of a download in `dir`.
-fn wait_for_part(dir: &Path) -> PathBuf {
-    let deadline = Instant::now() + STEP;
-    loop {
-        let names = sockdemo::testing::names_in(dir);
-        if let Some(part) = names.iter().find(|name| name.ends_with(".part")) {
-            return dir.join(part);
-        }
-        assert!(Instant::now() < deadline, "no temporary file in {names:?}");
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
@@ -103,19 +85,11 @@ struct Nobody {
 }
 
 impl Nobody {
-    /// `nobody`, when the tests run as root and `setpriv` is there; `None` (a skip, printed)
-    /// otherwise, and a failure on CI, where both are.
+    /// `nobody`, when the tests run as root and `setpriv` is there; `None` otherwise (see
+    /// `common::require`: a skip, or a failure on CI).
     fn get() -> Option<Nobody> {
         let root = fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0);
-        if !root {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs the tests as root"
-            );
-            eprintln!("skipped: acting as another user needs root");
-            return None;
-        }
-        if !common::have("setpriv") {
+        if !common::require(root, "acting as another user needs root") || !common::have("setpriv") {
             return None;
         }
         let id = |flag: &str| -> u32 {

@@ -3,15 +3,13 @@
 //! `--backlog` as the kernel reports it and as clients meet it, and the log lines that say
 //! which thread serves each connection.
 
-mod common;
-
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, greeted, read_n, read_to_close, round_trip, Server, STEP};
+use crate::common::{self, connect, greeted, read_n, read_to_close, round_trip, Server, STEP};
 
 /// Three clients connect at once; each, on a thread of its own, reads the greeting, sends
 /// its name and reads the reply. When each reply came, counted from the first connect.

@@ -3,15 +3,13 @@
 //! ends the server with exit 0 at once, and once stderr is read again it says how many log
 //! records it had to drop.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, forward_lines, read_n, sockdemo, STEP};
+use crate::common::{connect, forward_lines, read_n, sockdemo, wait_for_exit, STEP};
 
 /// Connections that log far more than a pipe holds (two lines of about 80 bytes each).
 const FILL_PIPE: usize = 1500;
@@ -22,7 +20,8 @@ const EXIT_LIMIT: Duration = Duration::from_secs(2);
 
 /// A server whose stderr is read up to its `Listening on` line, and then no further.
 struct Unread {
-    child: Child,
+    /// `None` once it has been waited for.
+    child: Option<Child>,
     addr: SocketAddr,
     /// `None` once handed to a reading thread.
     stderr: Option<BufReader<ChildStderr>>,
@@ -39,7 +38,7 @@ impl Unread {
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
         let addr = listening_on(&mut stderr);
         Unread {
-            child,
+            child: Some(child),
             addr,
             stderr: Some(stderr),
         }
@@ -60,27 +59,22 @@ impl Unread {
 
     /// Sends SIGTERM and waits for the exit, at most [`EXIT_LIMIT`].
     fn terminate(&mut self) -> (ExitStatus, Duration) {
-        let pid = self.child.id().to_string();
+        let child = self.child.take().expect("a running server");
+        let pid = child.id().to_string();
         let sent = Command::new("kill").args(["-s", "TERM", &pid]).status();
         assert!(sent.expect("run kill").success());
         let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the server") {
-                return (status, started.elapsed());
-            }
-            assert!(
-                started.elapsed() < EXIT_LIMIT,
-                "the server did not exit within {EXIT_LIMIT:?} of SIGTERM"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        let status = wait_for_exit(child, EXIT_LIMIT);
+        (status, started.elapsed())
     }
 }
 
 impl Drop for Unread {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

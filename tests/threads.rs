@@ -3,14 +3,12 @@
 //! goes down. The limits are reached without thousands of threads: a budget given through
 //! the environment, and a real `RLIMIT_NPROC` of a dozen threads for a user of our own.
 
-mod common;
-
 use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{connect, greeted, read_n, Server, BIN, STEP};
+use crate::common::{self, connect, greeted, read_n, Server, BIN, STEP};
 
 /// The number after `at most ` in a log line.
 fn at_most(line: &str) -> usize {
@@ -111,7 +109,7 @@ fn a_thread_the_system_refuses_caps_admission_and_is_not_called_a_timeout() {
     // A slot given back goes to the next client waiting, on the thread that is free.
     drop(clients.remove(0));
     assert_eq!(read_n(&mut clients[cap], 8), b"Welcome!");
-    assert!(server.child.try_wait().unwrap().is_none(), "server exited");
+    assert!(server.is_running(), "server exited");
     let refusals = server
         .log()
         .iter()

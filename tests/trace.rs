@@ -2,15 +2,14 @@
 //! what crossed the socket, as the other end saw it (the server's own trace, a scripted HTTP
 //! peer's bytes), and with the receive sizes each command promises.
 
-mod common;
-mod http_peer;
-
 use std::io::Write;
 use std::net::SocketAddr;
 
-use common::trace::{self, events, is_log, split_label, streams, Event};
-use common::{greeted, read_to_close, round_trip, run, sockdemo, stderr, stdout, Server, STEP};
-use http_peer::{Peer, Reply, TempDir};
+use crate::common::http_peer::{Peer, Reply, TempDir};
+use crate::common::trace::{self, events, is_log, split_label, streams, Event};
+use crate::common::{
+    self, greeted, read_to_close, round_trip, run, sockdemo, stderr, stdout, Server, STEP,
+};
 
 const TUTORIAL_OUTPUT: &str = "Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n";
 

@@ -86,28 +86,24 @@ defaults
     timeout server 1m
 ";
 
-/// True when haproxy and python3 can run. Without them a test prints why it skips; on CI
-/// (`CI` set) a missing tool fails the test instead.
+/// True when haproxy and python3 can run; see [`require`](super::require) for what happens
+/// when they cannot.
 pub fn installed() -> bool {
-    for tool in ["haproxy", "python3"] {
+    ["haproxy", "python3"].into_iter().all(|tool| {
         let found = Command::new(tool)
             .arg(if tool == "haproxy" { "-v" } else { "--version" })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|status| status.success());
-        if !found {
-            assert!(std::env::var_os("CI").is_none(), "{tool} is missing on CI");
-            eprintln!("skipped: {tool} is not installed");
-            return false;
-        }
-    }
-    true
+        super::require(found, &format!("{tool} is not installed"))
+    })
 }
 
 /// A running `haproxy -db`, stopped when dropped.
 pub struct Haproxy {
-    child: Child,
+    /// `None` once stopped.
+    child: Option<Child>,
     /// The real addresses of the listeners asked for, in order (`${LISTEN0}`, ...).
     pub listeners: Vec<SocketAddr>,
     stats: PathBuf,
@@ -155,7 +151,7 @@ impl Haproxy {
         forward(stdout, tx.clone(), Arc::clone(&log));
         forward(stderr, tx, Arc::clone(&log));
         let mut haproxy = Haproxy {
-            child,
+            child: Some(child),
             listeners: Vec::new(),
             stats,
             lines,
@@ -251,37 +247,33 @@ impl Haproxy {
     /// Stops HAProxy at once (SIGTERM: a hard stop, open connections are closed) and waits
     /// for it; HAProxy 2.6 then ends by the signal, so the status is not a success.
     pub fn stop(mut self) -> ExitStatus {
-        self.terminate()
-    }
-
-    fn terminate(&mut self) -> ExitStatus {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            return status;
-        }
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-s", "TERM", &pid]).status();
-        let deadline = Instant::now() + STEP;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let status = self.child.wait().expect("wait for haproxy");
-        panic!("haproxy did not stop within {STEP:?} of SIGTERM ({status})");
+        terminate(self.child.take().expect("a running haproxy"))
     }
 }
 
 impl Drop for Haproxy {
     fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         if thread::panicking() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            let _ = child.kill();
+            let _ = child.wait();
         } else {
-            self.terminate();
+            terminate(child);
         }
     }
+}
+
+/// SIGTERM, then a blocking wait of at most [`STEP`] (after which it is killed and the test
+/// fails).
+fn terminate(mut child: Child) -> ExitStatus {
+    if let Ok(Some(status)) = child.try_wait() {
+        return status;
+    }
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-s", "TERM", &pid]).status();
+    super::wait_for_exit(child, STEP)
 }
 
 /// Reads `from` line by line on a thread of its own into the shared log and the channel.

@@ -4,18 +4,21 @@
 #![allow(dead_code)]
 
 pub mod haproxy;
+pub mod http_peer;
 pub mod lan;
 pub mod netns;
 pub mod nginx;
+pub mod peer;
 pub mod pki;
 pub mod proxy;
 pub mod tls_peer;
 pub mod trace;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -58,18 +61,59 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
 
 /// Collects a child's output, killing it (and failing the test) after `limit`.
 pub fn wait_output(child: Child, limit: Duration) -> Output {
+    wait_bounded(child, limit, Child::wait_with_output)
+}
+
+/// Waits for a child to exit, killing it (and failing the test) after `limit`.
+pub fn wait_for_exit(child: Child, limit: Duration) -> ExitStatus {
+    wait_bounded(child, limit, |mut child| child.wait())
+}
+
+/// Waits for a child to exit, at most `limit`; after that kills it and returns `None`
+/// (for a `Drop`, which must not fail the test a second time).
+pub fn wait_within(child: Child, limit: Duration) -> Option<ExitStatus> {
     let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(output) => output.expect("wait for sockdemo"),
-        Err(_) => {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            panic!("sockdemo (pid {pid}) did not finish within {limit:?}");
+    let waited = wait_on_thread(child, limit, |mut child| child.wait());
+    if waited.is_none() {
+        kill_hard(pid);
+    }
+    waited.map(|status| status.expect("wait for a child process"))
+}
+
+/// Runs `wait` (which blocks until `child` exits) on a thread of its own and returns what it
+/// returned; after `limit`, kills the child and fails the test instead. A blocking wait
+/// with a time limit, where std only offers a blocking wait or a poll.
+fn wait_bounded<T: Send + 'static>(
+    child: Child,
+    limit: Duration,
+    wait: impl FnOnce(Child) -> io::Result<T> + Send + 'static,
+) -> T {
+    let pid = child.id();
+    match wait_on_thread(child, limit, wait) {
+        Some(waited) => waited.expect("wait for a child process"),
+        None => {
+            kill_hard(pid);
+            panic!("pid {pid} did not finish within {limit:?}");
         }
     }
+}
+
+/// What `wait` returned, or `None` when it has not returned within `limit`.
+fn wait_on_thread<T: Send + 'static>(
+    child: Child,
+    limit: Duration,
+    wait: impl FnOnce(Child) -> io::Result<T> + Send + 'static,
+) -> Option<io::Result<T>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(wait(child));
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+/// SIGKILL to `pid`, for a child that has been handed to a waiting thread.
+fn kill_hard(pid: u32) {
+    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
 }
 
 pub fn stdout(output: &Output) -> String {
@@ -99,7 +143,9 @@ pub fn forward_lines(
 
 /// A `sockdemo serve` process on a free port, killed when dropped.
 pub struct Server {
-    pub child: Child,
+    /// `None` once it has been waited for.
+    child: Option<Child>,
+    pid: u32,
     pub addr: SocketAddr,
     lines: Receiver<String>,
     log: Arc<Mutex<Vec<String>>>,
@@ -128,7 +174,8 @@ impl Server {
             keep.lock().unwrap().push(line.to_string())
         });
         let mut server = Server {
-            child,
+            pid: child.id(),
+            child: Some(child),
             addr: "0.0.0.0:0".parse().unwrap(),
             lines,
             log,
@@ -174,6 +221,27 @@ impl Server {
         }
     }
 
+    /// Waits out `window` (blocked on the log, not polling it) and then fails the test if a
+    /// log line so far contains `needle`.
+    pub fn assert_no_log_within(&mut self, needle: &str, window: Duration) {
+        let deadline = Instant::now() + window;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Every line received is in the log already; a disconnect means the server is gone.
+            if left.is_zero()
+                || self.lines.recv_timeout(left) == Err(RecvTimeoutError::Disconnected)
+            {
+                break;
+            }
+        }
+        let log = self.log();
+        assert!(
+            !log.iter().any(|line| line.contains(needle)),
+            "a log line with {needle:?}:\n{}",
+            log.join("\n")
+        );
+    }
+
     /// Every log line so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
@@ -183,32 +251,73 @@ impl Server {
         self.addr.port().to_string()
     }
 
-    /// Sends `signal` (e.g. "INT") and waits for the exit, at most `limit`.
-    pub fn signal_and_wait(mut self, signal: &str, limit: Duration) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-s", signal, &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
+    /// Asserts that the server logged each of `streams` closed, and no connection still open,
+    /// before it logged that it stopped.
+    pub fn assert_closed_before_stopping(&self, streams: &[TcpStream]) {
+        let log = self.log();
+        let stopped = log
+            .iter()
+            .position(|line| line.contains("Server stopped"))
+            .expect("the server logs that it stopped");
+        let before = &log[..stopped];
+        assert!(
+            !before.iter().any(|line| line.contains("still closing")),
+            "connections left open at exit:\n{}",
+            log.join("\n")
+        );
+        for stream in streams {
+            let local = stream.local_addr().unwrap();
+            let closed = format!("Connection from {local} closed.");
             assert!(
-                Instant::now() < deadline,
-                "server did not exit within {limit:?} of SIG{signal}"
+                before.iter().any(|line| line.contains(&closed)),
+                "{local} left open until the server exited:\n{}",
+                log.join("\n")
             );
-            thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the process is still running (it has not exited, nor been waited for).
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => child
+                .try_wait()
+                .expect("query the server process")
+                .is_none(),
+            None => false,
+        }
+    }
+
+    /// Kills the server (SIGKILL) and waits for it, as a crash would end it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends `signal` (e.g. "INT") and waits for the exit, at most `limit`.
+    pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-s", signal, &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -s {signal} {}", self.pid);
+        let child = self.child.take().expect("a server not yet waited for");
+        wait_for_exit(child, limit)
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -242,15 +351,91 @@ pub fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
     buf
 }
 
-/// Reads until the peer closes; the bytes and whether it closed cleanly.
-pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    let _ = stream.read_to_end(&mut all);
-    all
+/// Reads until the peer hangs up, with a FIN or with a reset (as a server does when it
+/// closes with unread input), and returns the bytes. A connection still open when the read
+/// timeout passes fails the test.
+pub fn read_to_hang_up(stream: &mut TcpStream) -> Vec<u8> {
+    let (bytes, ending) = read_to_end_of(stream);
+    assert!(
+        matches!(ending, Ending::Closed | Ending::Reset),
+        "expected the peer to hang up, got {ending:?} after {} bytes: {:?}",
+        bytes.len(),
+        String::from_utf8_lossy(&bytes)
+    );
+    bytes
 }
 
-/// True when `tool` is on PATH. Without it a test prints why it skips; CI installs every
-/// tool (see .ci/run) and sets CI, so there a missing tool fails the test instead.
+/// Whether an I/O error is a socket timeout (`WouldBlock` on Unix, `TimedOut` elsewhere).
+pub fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// How a connection's stream of bytes ended, as seen by the reading side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A clean close: the peer sent a FIN and every byte before it arrived.
+    Closed,
+    /// The peer reset the connection.
+    Reset,
+    /// Nothing arrived within the stream's read timeout: the connection was left open.
+    LeftOpen,
+    /// Any other read error.
+    Failed(io::ErrorKind),
+}
+
+/// Reads until the stream ends, in whatever way; the bytes that arrived and how it ended.
+/// Bounded by the stream's read timeout (see [`connect`]).
+pub fn read_to_end_of(stream: &mut TcpStream) -> (Vec<u8>, Ending) {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (all, Ending::Closed),
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(err) => match err.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::ConnectionReset => return (all, Ending::Reset),
+                _ if is_timeout(&err) => return (all, Ending::LeftOpen),
+                kind => return (all, Ending::Failed(kind)),
+            },
+        }
+    }
+}
+
+/// Reads until the peer closes the connection cleanly and returns the bytes. A reset, or a
+/// connection still open when the read timeout passes, fails the test.
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let (bytes, ending) = read_to_end_of(stream);
+    assert_eq!(
+        ending,
+        Ending::Closed,
+        "expected a clean close (FIN) after {} bytes: {:?}",
+        bytes.len(),
+        String::from_utf8_lossy(&bytes)
+    );
+    bytes
+}
+
+/// Whether a test may go on: true when what it needs is `available`. Otherwise it says why
+/// it skips (`missing`, e.g. "nc is not installed") and returns false, and the test returns
+/// at once. Under CI (env `CI` set), where every tool is installed and every privilege
+/// granted (see .ci/run), a missing piece fails the test instead: a skip there would be a
+/// test that silently never runs. Every skip goes through here.
+pub fn require(available: bool, missing: &str) -> bool {
+    if !available {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{missing}: under CI every test must run"
+        );
+        eprintln!("skipped: {missing}");
+    }
+    available
+}
+
+/// True when `tool` is on PATH; see [`require`] for what happens when it is not.
 pub fn have(tool: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
@@ -258,11 +443,22 @@ pub fn have(tool: &str) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "{tool} is missing on CI");
-        eprintln!("skipped: {tool} is not installed");
+    require(found, &format!("{tool} is not installed"))
+}
+
+/// Waits (at most [`STEP`]) for the temporary file of a download in `dir` (its name ends in
+/// `.part`) and returns its path. Nothing fetch says announces that file, and std cannot
+/// watch a directory, so this is the one wait in the tests that polls.
+pub fn wait_for_part(dir: &Path) -> PathBuf {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let names = sockdemo::testing::names_in(dir);
+        if let Some(part) = names.iter().find(|name| name.ends_with(".part")) {
+            return dir.join(part);
+        }
+        assert!(Instant::now() < deadline, "no temporary file in {names:?}");
+        thread::sleep(Duration::from_millis(10));
     }
-    found
 }
 
 /// A process's resident memory, in KiB, from /proc.

@@ -14,35 +14,41 @@ pub struct Netns {
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 impl Netns {
-    /// A namespace whose loopback has `mtu`, or `None` (with one line saying why) where this
-    /// machine does not allow namespaces.
-    pub fn with_mtu(mtu: u32) -> Option<Netns> {
+    /// A namespace whose loopback is up, or `None` where this machine does not allow
+    /// namespaces (see [`require`](super::require): under CI that fails the test).
+    pub fn new() -> Option<Netns> {
         let name = format!(
             "sockdemo-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         if let Err(why) = ip(&["netns", "add", &name]) {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "network namespaces are not available on CI: {why}"
-            );
-            eprintln!("skipped: network namespaces are not available here ({why})");
+            super::require(false, &format!("no network namespaces here ({why})"));
             return None;
         }
         let ns = Netns { name };
-        ip(&[
-            "-n",
-            &ns.name,
-            "link",
-            "set",
-            "lo",
-            "mtu",
-            &mtu.to_string(),
-            "up",
-        ])
-        .expect("configure the namespace's loopback");
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]).expect("bring the loopback up");
         Some(ns)
+    }
+
+    /// A namespace whose loopback has `mtu`, or `None` as for [`Netns::new`].
+    pub fn with_mtu(mtu: u32) -> Option<Netns> {
+        let ns = Netns::new()?;
+        ip(&["-n", &ns.name, "link", "set", "lo", "mtu", &mtu.to_string()])
+            .expect("configure the namespace's loopback");
+        Some(ns)
+    }
+
+    /// Makes ports below 1024 privileged in the namespace (`ip_unprivileged_port_start`,
+    /// which is per namespace, back at 1024), whatever the host says: containers often open
+    /// them to everyone.
+    pub fn privileged_ports(&self) {
+        let mut cmd = self.command("sh");
+        cmd.args([
+            "-c",
+            "echo 1024 > /proc/sys/net/ipv4/ip_unprivileged_port_start",
+        ]);
+        run_ok(&mut cmd).expect("make ports below 1024 privileged");
     }
 
     /// Adds netem delay, loss and reordering to the loopback; `false` (with one line saying

@@ -19,8 +19,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sockdemo::testing::TempDir;
 
@@ -57,8 +56,8 @@ prefix = os.path.dirname(config)
 os.execvp("nginx", ["nginx", "-p", prefix, "-c", config, "-e", "stderr"])
 "#;
 
-/// True when nginx, its stream module and python3 are installed. Without them a test prints
-/// why it skips; on CI (`CI` set) a missing one fails the test instead.
+/// True when nginx, its stream module and python3 are installed; see
+/// [`require`](super::require) for what happens when one is not.
 pub fn installed() -> bool {
     let checks: [(&str, &[&str]); 3] = [
         ("nginx", &["nginx", "-v"]),
@@ -71,9 +70,8 @@ pub fn installed() -> bool {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        if !status.is_ok_and(|status| status.success()) {
-            assert!(std::env::var_os("CI").is_none(), "{what} is missing on CI");
-            eprintln!("skipped: {what} is not installed");
+        let found = status.is_ok_and(|status| status.success());
+        if !super::require(found, &format!("{what} is not installed")) {
             return false;
         }
     }
@@ -88,7 +86,8 @@ pub fn http_installed() -> bool {
 
 /// A running nginx (master and one worker, in the foreground), stopped when dropped.
 pub struct Nginx {
-    child: Child,
+    /// An `Option` so that `drop` can hand it to a thread that waits for it.
+    child: Option<Child>,
     /// The real addresses of the listeners asked for, in order (`{LISTEN0}`, ...).
     pub listeners: Vec<SocketAddr>,
     lines: Receiver<String>,
@@ -159,7 +158,7 @@ impl Nginx {
             keep_err.lock().unwrap().push(line.to_string())
         });
         let mut nginx = Nginx {
-            child,
+            child: Some(child),
             listeners: Vec::new(),
             lines: err,
             log,
@@ -209,16 +208,11 @@ impl Drop for Nginx {
     /// SIGTERM (nginx's fast shutdown: the master stops its worker, then itself), then a
     /// bounded wait; SIGKILL if it does not go.
     fn drop(&mut self) {
-        let pid = self.child.id().to_string();
+        let Some(child) = self.child.take() else {
+            return;
+        };
+        let pid = child.id().to_string();
         let _ = Command::new("kill").args(["-s", "TERM", &pid]).status();
-        let deadline = Instant::now() + STEP;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::wait_within(child, STEP);
     }
 }

@@ -6,16 +6,16 @@
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Instant;
 
 use rustls::{ServerConfig, ServerConnection};
 
+use super::peer::{self, Peer};
 use super::pki::Identity;
 use super::STEP;
 
@@ -135,35 +135,37 @@ pub enum Script {
     Handshake,
 }
 
-/// A rustls server on 127.0.0.1 that plays one [`Script`] per connection, in order.
+/// A rustls server on 127.0.0.1 that plays one [`Script`] per connection, in order: each
+/// a script for the scripted peer (see `peer`).
 pub struct TlsPeer {
     pub addr: SocketAddr,
     requests: Receiver<Vec<u8>>,
-    _release: Sender<()>,
+    /// Dropped first: lets a held or stalled connection go.
+    _release: Vec<Sender<()>>,
+    _peer: Peer,
 }
 
 impl TlsPeer {
     /// Presents `identity` on a free port of 127.0.0.1.
     pub fn start(identity: &Identity, scripts: Vec<Script>) -> TlsPeer {
         let config = server_config(identity);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address");
         let (tx, requests) = mpsc::channel();
-        let (release, released) = mpsc::channel();
-        thread::spawn(move || {
-            for script in scripts {
-                let Ok((sock, _)) = listener.accept() else {
-                    return;
-                };
-                let _ = sock.set_read_timeout(Some(STEP));
-                let _ = sock.set_write_timeout(Some(STEP));
-                play(sock, Arc::clone(&config), script, &tx, &released);
-            }
-        });
+        let mut release = Vec::new();
+        let scripts = scripts
+            .into_iter()
+            .map(|script| {
+                let (hold, released) = mpsc::channel();
+                release.push(hold);
+                let (config, tx) = (Arc::clone(&config), tx.clone());
+                Box::new(move |sock| play(sock, config, script, &tx, &released)) as peer::Script
+            })
+            .collect();
+        let peer = Peer::v4(scripts);
         TlsPeer {
-            addr,
+            addr: peer.addr,
             requests,
             _release: release,
+            _peer: peer,
         }
     }
 

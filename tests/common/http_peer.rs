@@ -1,29 +1,26 @@
-//! Helpers for the fetch tests: scripted HTTP peers on loopback port 0, `python3 -m
-//! http.server` as a peer nobody here wrote, and a seeded byte stream for bodies too large
-//! to keep twice.
-
-#![allow(dead_code)]
+//! Helpers for the fetch tests: HTTP replies as scripts for the scripted peer (see
+//! `peer`), `python3 -m http.server` as a peer nobody here wrote, and a seeded byte stream
+//! for bodies too large to keep twice.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::STEP;
+use super::peer::{self, Script};
+use super::STEP;
 
 pub use sockdemo::testing::TempDir;
 
-/// What a scripted peer does on one connection, after the request has arrived.
+/// What an HTTP peer does on one connection, after the request head has arrived.
 pub enum Reply {
     /// Sends these bytes, then closes.
     Bytes(Vec<u8>),
-    /// Sends these bytes, then resets the connection (the request is left unread, so the
-    /// close is a RST rather than a FIN).
+    /// Sends these bytes, then resets the connection instead of closing it.
     ThenReset(Vec<u8>),
-    /// Sends these bytes, then holds the connection open until the peer is dropped.
+    /// Sends these bytes, then holds the connection open until the client closes it.
     ThenHang(Vec<u8>),
     /// Anything else.
     Custom(Box<dyn FnOnce(&mut TcpStream) + Send>),
@@ -48,26 +45,27 @@ pub fn redirect(status: u16, location: &str) -> Reply {
     ))
 }
 
-/// A server thread that answers one connection per reply, in order, and records each
-/// request it received.
+/// A scripted peer that answers one connection per reply, in order, and records the
+/// request head each one brought.
 pub struct Peer {
     pub addr: SocketAddr,
     requests: Receiver<Vec<u8>>,
-    _release: Sender<()>,
+    _peer: peer::Peer,
 }
 
 impl Peer {
     /// Listens on `bind` (`127.0.0.1:0` or `[::1]:0`).
     pub fn start(bind: &str, replies: Vec<Reply>) -> io::Result<Peer> {
-        let listener = TcpListener::bind(bind)?;
-        let addr = listener.local_addr()?;
         let (tx, requests) = mpsc::channel();
-        let (release, released) = mpsc::channel();
-        thread::spawn(move || serve(listener, replies, tx, released));
+        let scripts = replies
+            .into_iter()
+            .map(|reply| answer(reply, tx.clone()))
+            .collect();
+        let peer = peer::Peer::start(bind, scripts)?;
         Ok(Peer {
-            addr,
+            addr: peer.addr,
             requests,
-            _release: release,
+            _peer: peer,
         })
     }
 
@@ -91,68 +89,43 @@ impl Peer {
     }
 }
 
-fn serve(listener: TcpListener, replies: Vec<Reply>, tx: Sender<Vec<u8>>, released: Receiver<()>) {
-    listener
-        .set_nonblocking(true)
-        .expect("nonblocking listener");
-    for reply in replies {
-        let Some(mut stream) = accept(&listener) else {
+/// The script for `reply`: read the request head and record it, then reply.
+fn answer(reply: Reply, requests: Sender<Vec<u8>>) -> Script {
+    Box::new(move |mut stream| {
+        let Some(request) = request_head(&mut stream) else {
             return;
         };
-        let Some(request) = peek_request(&mut stream) else {
-            return;
-        };
-        let _ = tx.send(request.clone());
-        if !matches!(reply, Reply::ThenReset(_)) {
-            let _ = stream.read_exact(&mut vec![0; request.len()]);
-        }
+        let _ = requests.send(request);
         match reply {
-            Reply::Bytes(data) | Reply::ThenReset(data) => {
+            Reply::Bytes(data) => {
                 let _ = stream.write_all(&data);
+            }
+            Reply::ThenReset(data) => {
+                let _ = stream.write_all(&data);
+                // With a zero linger, closing sends a reset instead of a FIN.
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
             }
             Reply::ThenHang(data) => {
                 let _ = stream.write_all(&data);
-                let _ = released.recv_timeout(STEP);
+                let _ = stream.read_to_end(&mut Vec::new());
             }
             Reply::Custom(script) => script(&mut stream),
         }
-    }
+    })
 }
 
-/// The next connection, or `None` after [`STEP`] without one.
-fn accept(listener: &TcpListener) -> Option<TcpStream> {
-    let deadline = Instant::now() + STEP;
-    while Instant::now() < deadline {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false).ok()?;
-                stream.set_read_timeout(Some(STEP)).ok()?;
-                stream.set_write_timeout(Some(STEP)).ok()?;
-                return Some(stream);
-            }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(5));
-            }
-            Err(_) => return None,
+/// The request head (up to its blank line), or `None` when the client closes, stays silent
+/// for [`STEP`] or sends more than 64 KiB without one.
+fn request_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut buf = [0; 4096];
+    while head.len() < 64 * 1024 {
+        let n = stream.read(&mut buf).ok().filter(|&n| n > 0)?;
+        head.extend_from_slice(&buf[..n]);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            head.truncate(end + 4);
+            return Some(head);
         }
-    }
-    None
-}
-
-/// The request head, looked at without taking it off the socket.
-fn peek_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buf = vec![0; 64 * 1024];
-    let deadline = Instant::now() + STEP;
-    while Instant::now() < deadline {
-        let n = stream.peek(&mut buf).ok()?;
-        let seen = buf.get(..n)?;
-        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-            return Some(seen.get(..end + 4)?.to_vec());
-        }
-        if n == 0 || n == buf.len() {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(2));
     }
     None
 }
@@ -190,7 +163,7 @@ impl PythonServer {
             .spawn()
             .expect("spawn python3 -m http.server");
         let stdout = child.stdout.take().expect("stdout");
-        let lines = crate::common::forward_lines(stdout, |_| {});
+        let lines = super::forward_lines(stdout, |_| {});
         let mut server = PythonServer { child, port: 0 };
         let line = lines
             .recv_timeout(STEP)
