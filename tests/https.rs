@@ -317,7 +317,7 @@ fn python_sees_sni_for_a_name_and_none_for_an_ip_literal() {
 }
 
 #[test]
-fn the_trace_shows_ciphertext_in_receives_no_larger_than_recv_size() {
+fn the_trace_shows_ciphertext_in_receives_no_larger_than_recv_size_and_the_plaintext_apart() {
     if !common::have("python3") {
         return;
     }
@@ -326,7 +326,10 @@ fn the_trace_shows_ciphertext_in_receives_no_larger_than_recv_size() {
     fs::write(files.www().join("page.txt"), &page).expect("write the page");
     let server = files.python("leaf", &[]);
     let url = server.url("localhost", "/page.txt");
-    let output = files.fetch(Trust::TestCa, &["--trace", &url, "--recv-size", "1024"]);
+    let output = files.fetch(
+        Trust::TestCa,
+        &["--trace", "--trace-bytes", "0", &url, "--recv-size", "1024"],
+    );
     succeeded(&output);
     let trace = stderr(&output);
     let handshake = trace
@@ -348,9 +351,34 @@ fn the_trace_shows_ciphertext_in_receives_no_larger_than_recv_size() {
         .collect();
     assert!(receives.iter().all(|&n| n <= 1024), "{receives:?}");
     assert!(receives.iter().sum::<usize>() > page.len(), "{receives:?}");
+    // What crossed the socket is ciphertext; the decrypted bytes are traced as well, under
+    // their own words, and add up to the whole response.
+    let events = common::trace::events(&trace);
+    let (sent, received) = common::trace::streams(&events);
+    for wire in [&sent, &received] {
+        assert!(
+            !wire.windows(8).any(|w| w == b"over tls"),
+            "the socket lines show ciphertext only"
+        );
+    }
+    let plaintext: Vec<u8> = events
+        .iter()
+        .filter(|e| e.marker.starts_with("<= tls recv "))
+        .flat_map(|e| e.bytes.clone())
+        .collect();
+    assert!(plaintext.starts_with(b"HTTP/1."), "{plaintext:?}");
     assert!(
-        !trace.contains("over tls"),
-        "the trace shows ciphertext only"
+        plaintext.ends_with(page.as_bytes()),
+        "the decrypted bytes end with the page"
+    );
+    let request: Vec<u8> = events
+        .iter()
+        .filter(|e| e.marker.starts_with("=> tls send "))
+        .flat_map(|e| e.bytes.clone())
+        .collect();
+    assert!(
+        request.starts_with(b"GET /page.txt HTTP/1.1\r\n"),
+        "{request:?}"
     );
     let saved = fs::read_to_string(files.work.join("page.txt")).expect("saved");
     assert!(saved == page, "{} bytes saved", saved.len());

@@ -29,7 +29,7 @@ use log::{debug, info};
 use crate::exit::{Kind, Tag};
 use crate::net::capped::Capped;
 use crate::net::tls::TlsOptions;
-use crate::net::trace::{self, Role, TracedSocket, Tracer};
+use crate::net::trace::{self, Role, Traced, TracedSocket, Tracer};
 use crate::net::{self, Family, IoContext, Peer};
 use deadline::{Deadline, ReadTimeout};
 use progress::Progress;
@@ -191,7 +191,8 @@ fn fetch_once(
     response.finish()
 }
 
-/// The request and its response over `stream`, which is closed on return.
+/// The request and its response over `stream`, which is closed on return. Under `--trace`
+/// over TLS, the decrypted bytes are traced too, under their own words, above the TLS layer.
 fn exchange<'a, S: Read + Write>(
     mut stream: Transport<S>,
     peer: SocketAddr,
@@ -200,8 +201,31 @@ fn exchange<'a, S: Read + Write>(
     first: &'a Url,
     config: &'a Config,
 ) -> anyhow::Result<Response<'a>> {
+    let plaintext = config
+        .trace
+        .as_ref()
+        .filter(|_| stream.negotiated().is_some());
+    let result = match plaintext {
+        None => converse(&mut stream, peer, timeout, url, first, config),
+        Some(tracer) => {
+            let mut traced = Traced::plaintext(&mut stream, tracer.clone());
+            converse(&mut traced, peer, timeout, url, first, config)
+        }
+    };
+    result.map_err(|err| stream.explain(err, url))
+}
+
+/// Sends the request over `stream` and reads the response from it.
+fn converse<'a, S: Read + Write>(
+    stream: &mut S,
+    peer: SocketAddr,
+    timeout: ReadTimeout,
+    url: &'a Url,
+    first: &'a Url,
+    config: &'a Config,
+) -> anyhow::Result<Response<'a>> {
     let mut conn = Conversation {
-        stream: &mut stream,
+        stream,
         peer,
         timeout,
         received: 0,
@@ -209,8 +233,7 @@ fn exchange<'a, S: Read + Write>(
     let headers = headers_for(url, first, &config.headers);
     conn.send(&request::get_request(&url.path, &url.authority(), &headers))?;
     let mut response = Response::new(url, first, config);
-    let received = conn.receive(config.recv_size, &mut response);
-    received.map_err(|err| stream.explain(err, url))?;
+    conn.receive(config.recv_size, &mut response)?;
     Ok(response)
 }
 
