@@ -1,9 +1,14 @@
 //! Helpers for tests (unit, integration and fuzz): a seeded generator, so that "random"
-//! splits and fault plans are repeatable, and a temporary directory that cleans up after
-//! itself. Not part of the public interface.
+//! splits and fault plans are repeatable, a temporary directory that cleans up after
+//! itself, and the response reader's harness (chunked responses, a checking driver). Not
+//! part of the public interface.
+
+mod response;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+pub use response::{chunked_response, read_every_way, read_response, ReadOutcome};
 
 /// xorshift64*: tiny, seeded, good enough to shuffle test inputs.
 pub struct Rng(u64);

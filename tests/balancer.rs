@@ -5,7 +5,7 @@
 //! the backends' logs must give the right one.
 
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 
 use crate::common::haproxy::{self, Haproxy};
@@ -58,19 +58,6 @@ backend hello
 {servers}"
     );
     Haproxy::start_in(&host.prefix(), &[&format!("{}:0", host.ip)], &config)
-}
-
-/// Stops `server` with SIGTERM and returns how many connections it says it served.
-fn stop_and_count(server: &mut Server) -> u64 {
-    let pid = server.pid().to_string();
-    let sent = Command::new("kill").args(["-s", "TERM", &pid]).status();
-    assert!(sent.is_ok_and(|status| status.success()));
-    let line = server.wait_for_log("Server stopped after serving ");
-    let count = line.split("serving ").nth(1).unwrap_or_default();
-    let count = count.split(' ').next().unwrap_or_default();
-    count
-        .parse()
-        .unwrap_or_else(|_| panic!("a count in {line:?}"))
 }
 
 /// The lines of `log` that hold `needle`.
@@ -146,7 +133,7 @@ fn haproxy_v2_spreads_a_bench_over_three_hosts_that_each_log_the_client() {
 
     let mut served = Vec::new();
     for server in &mut backends {
-        served.push(stop_and_count(server));
+        served.push(server.stop_and_count());
         let log = server.wait_for_eof();
         accepts_name(&log, client.ip);
         assert_eq!(
@@ -246,7 +233,7 @@ fn haproxy_takes_out_a_backend_killed_during_a_reconnect_bench() {
     assert_eq!(lb.server_stat("hello", "b1", "status"), "DOWN");
     drop(lb);
     for server in &mut backends {
-        assert!(stop_and_count(server) > 0);
+        assert!(server.stop_and_count() > 0);
         accepts_name(&server.wait_for_eof(), client.ip);
     }
 }
@@ -298,7 +285,7 @@ fn tutorial_exchange(lan: &Lan, port: u16, backend: &mut Server) {
     );
     backend.wait_for_log(&format!("Accept new connection from {}:", client.ip));
     backend.wait_for_log(" closed.");
-    assert_eq!(stop_and_count(backend), 1);
+    assert_eq!(backend.stop_and_count(), 1);
     accepts_name(&backend.wait_for_eof(), client.ip);
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::netns::Netns;
 use crate::common::trace::events;
-use crate::common::{self, run, sockdemo, stderr, stdout, Server, STEP};
+use crate::common::{self, assert_address_in_use, run, sockdemo, stderr, stdout, Server, STEP};
 use sockdemo::testing::TempDir;
 
 const TUTORIAL_OUTPUT: &str = "Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n";
@@ -330,14 +330,7 @@ fn check_threads(line: &str) {
 fn check_one_listener(line: &str) {
     let first = serve(line);
     let output = run(&mut command_on(line, &first.port()), STEP);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let err = stderr(&output);
-    let want = format!(
-        "error: cannot listen on {}: address already in use",
-        first.addr
-    );
-    assert!(err.starts_with(&want), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_address_in_use(&output, first.addr);
 }
 
 /// What a table command must show.

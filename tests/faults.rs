@@ -108,7 +108,7 @@ mod fetch {
     use std::process::Output;
     use std::time::{Duration, Instant};
 
-    use sockdemo::testing::Rng;
+    use sockdemo::testing::{chunked_response, Rng};
 
     use crate::common::http_peer::{holds_noise, Noise, Peer, PythonServer, Reply, TempDir};
     use crate::common::proxy::{Fault, Plan, Proxy};
@@ -131,22 +131,10 @@ mod fetch {
         (server, addr)
     }
 
-    /// `body` chunked in sizes from 1 byte to 40,000, with extensions and a trailer.
-    fn chunked(body: Vec<u8>, seed: u64) -> Reply {
-        let mut rng = Rng::new(seed);
-        let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-        let mut rest = body.as_slice();
-        while !rest.is_empty() {
-            let cap = [1, 16, 1500, 40_000][rng.below(4)];
-            let len = (1 + rng.below(cap)).min(rest.len());
-            let (chunk, tail) = rest.split_at(len);
-            out.extend(format!("{len:x};n={}\r\n", rng.below(100)).as_bytes());
-            out.extend(chunk);
-            out.extend(b"\r\n");
-            rest = tail;
-        }
-        out.extend(b"0\r\nX-Trailer: done\r\n\r\n");
-        Reply::Bytes(out)
+    /// `body` as a chunked response, in chunks of 1 byte to 40,000 (see
+    /// [`chunked_response`] for the rest of what varies).
+    fn chunked(body: &[u8], seed: u64) -> Reply {
+        Reply::Bytes(chunked_response(&mut Rng::new(seed), body, 40_000))
     }
 
     #[test]
@@ -174,7 +162,7 @@ mod fetch {
                 (Plan::choppy(seed), 6_000 + seed as usize, "7"),
             ] {
                 let body = Noise::bytes(seed, len);
-                let peer = Peer::v4(vec![chunked(body, seed)]);
+                let peer = Peer::v4(vec![chunked(&body, seed)]);
                 let proxy = Proxy::start(peer.addr, plan);
                 let dir = TempDir::new("bad-net-chunked");
                 let url = format!("http://{}/c.bin", proxy.addr);

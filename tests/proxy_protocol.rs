@@ -7,12 +7,11 @@
 
 use std::io::Write;
 use std::net::{IpAddr, Shutdown, SocketAddr};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    connect, read_n, read_to_close, read_to_hang_up, round_trip, run, sockdemo, stderr, Server,
-    STEP,
+    assert_address_in_use, connect, read_n, read_to_close, read_to_hang_up, round_trip, run,
+    sockdemo, stderr, Server, STEP,
 };
 
 /// The version 2 signature, version 2 and a command (`PROXY` = 1, `LOCAL` = 0) follow it.
@@ -71,19 +70,6 @@ fn proxy_server() -> Server {
     Server::start(&["--proxy-protocol", "-v"])
 }
 
-/// Stops `server` with SIGTERM and returns how many connections it says it served.
-fn stop_and_count(server: &mut Server) -> u64 {
-    let pid = server.pid().to_string();
-    let sent = Command::new("kill").args(["-s", "TERM", &pid]).status();
-    assert!(sent.is_ok_and(|status| status.success()));
-    let line = server.wait_for_log("Server stopped after serving ");
-    let count = line.split("serving ").nth(1).unwrap_or_default();
-    let count = count.split(' ').next().unwrap_or_default();
-    count
-        .parse()
-        .unwrap_or_else(|_| panic!("a count in {line:?}"))
-}
-
 /// Log lines that mention `needle`.
 fn lines_with(server: &Server, needle: &str) -> Vec<String> {
     server
@@ -109,7 +95,7 @@ fn v1_header_names_the_client_and_what_follows_is_the_first_message() {
     server.wait_for_log("Accept new connection from 192.0.2.7:40000...");
     stream.write_all(b"exit").unwrap();
     server.wait_for_log("Connection from 192.0.2.7:40000 closed.");
-    assert_eq!(stop_and_count(&mut server), 1);
+    assert_eq!(server.stop_and_count(), 1);
 }
 
 #[test]
@@ -126,7 +112,7 @@ fn v2_header_sent_one_byte_at_a_time_is_accepted() {
     server.wait_for_log("Accept new connection from [2001:db8::7]:40001...");
     drop(stream);
     server.wait_for_log("Connection from [2001:db8::7]:40001 closed.");
-    assert_eq!(stop_and_count(&mut server), 1);
+    assert_eq!(server.stop_and_count(), 1);
 }
 
 #[test]
@@ -146,7 +132,7 @@ fn local_health_check_is_served_but_logged_at_debug_and_not_counted() {
         accepted.iter().all(|line| line.contains("DEBUG")),
         "{accepted:?}"
     );
-    assert_eq!(stop_and_count(&mut server), 0);
+    assert_eq!(server.stop_and_count(), 0);
 }
 
 /// What clients send instead of a valid header, and the words their rejection must hold.
@@ -235,11 +221,7 @@ fn connections_without_a_valid_header_are_closed_while_others_are_served() {
     good.write_all(b"exit").unwrap();
     server.wait_for_log("Connection from 192.0.2.1:1000 closed.");
 
-    assert_eq!(
-        stop_and_count(&mut server),
-        1,
-        "only the good client counts"
-    );
+    assert_eq!(server.stop_and_count(), 1, "only the good client counts");
     for peer in peers {
         let lines = lines_with(&server, &format!("{peer}"));
         assert_eq!(lines.len(), 1, "one line for {peer}: {lines:?}");
@@ -276,7 +258,7 @@ fn a_direct_client_that_waits_for_the_greeting_is_closed_at_the_header_deadline(
         line.contains("no proxy protocol header within 5s"),
         "{line}"
     );
-    assert_eq!(stop_and_count(&mut server), 0);
+    assert_eq!(server.stop_and_count(), 0);
 }
 
 #[test]
@@ -295,7 +277,7 @@ fn two_reuse_port_servers_share_a_port_and_both_are_reached() {
     }
     first.wait_for_log("Accept new connection from");
     second.wait_for_log("Accept new connection from");
-    let served = stop_and_count(&mut first) + stop_and_count(&mut second);
+    let served = first.stop_and_count() + second.stop_and_count();
     assert_eq!(served, 100);
 }
 
@@ -303,12 +285,5 @@ fn two_reuse_port_servers_share_a_port_and_both_are_reached() {
 fn without_reuse_port_a_second_server_on_the_port_is_refused() {
     let first = Server::start(&["--reuse-port"]);
     let output = run(&mut sockdemo(["serve", "--port", &first.port()]), STEP);
-    assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
-    let want = format!(
-        "error: cannot listen on {}: address already in use",
-        first.addr
-    );
-    assert!(err.starts_with(&want), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_address_in_use(&output, first.addr);
 }

@@ -30,47 +30,31 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use sockdemo::testing::TempDir;
 
-/// No single step may take longer than this: a hang is a failure.
-const STEP: Duration = Duration::from_secs(20);
+use super::{launcher, LogLines, STEP};
 
-/// Binds the stats socket and the listeners named on the command line (`HOST:PORT`,
-/// `[V6]:PORT`), prints `LISTEN <address>` for each, then becomes HAProxy.
+/// Binds the stats socket and the listeners named on the command line, prints
+/// `LISTEN <address>` for each, then becomes HAProxy (see [`launcher`]).
 const LAUNCHER: &str = r#"
-import os, socket, sys
 config, stats, listen = sys.argv[1], sys.argv[2], sys.argv[3:]
 u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 u.bind(stats)
 u.listen(16)
 u.set_inheritable(True)
 os.environ["STATS"] = str(u.fileno())
-bound = []
-for i, spec in enumerate(listen):
-    host, port = spec.rsplit(":", 1)
-    family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((host.strip("[]"), int(port)))
-    s.listen(1024)
-    s.set_inheritable(True)
+bound = listen_on(listen)
+for i, (s, _) in enumerate(bound):
     os.environ["LISTEN%d" % i] = str(s.fileno())
-    host, port = s.getsockname()[:2]
-    bound.append("[%s]:%d" % (host, port) if family == socket.AF_INET6 else "%s:%d" % (host, port))
 # Only now, with every socket listening, say where.
-for address in bound:
-    print("LISTEN " + address)
-sys.stdout.flush()
+announce(bound)
 os.execvp("haproxy", ["haproxy", "-f", config, "-db"])
 "#;
 
@@ -107,8 +91,8 @@ pub struct Haproxy {
     /// The real addresses of the listeners asked for, in order (`${LISTEN0}`, ...).
     pub listeners: Vec<SocketAddr>,
     stats: PathBuf,
-    lines: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
+    /// The launcher's lines and HAProxy's, stdout and stderr merged.
+    log: LogLines,
     // Last: the directory outlives nothing that needs it.
     _dir: TempDir,
 }
@@ -128,42 +112,18 @@ impl Haproxy {
         let config_path = dir.join("haproxy.cfg");
         let stats = dir.join("stats.sock");
         std::fs::write(&config_path, format!("{PREAMBLE}\n{config}\n")).expect("write config");
-        let mut cmd = match prefix.split_first() {
-            Some((program, args)) => {
-                let mut cmd = Command::new(program);
-                cmd.args(args).arg("python3");
-                cmd
-            }
-            None => Command::new("python3"),
-        };
-        cmd.arg("-c").arg(LAUNCHER).arg(&config_path).arg(&stats);
-        cmd.args(listen);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn python3 to launch haproxy");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        forward(stdout, tx.clone(), Arc::clone(&log));
-        forward(stderr, tx, Arc::clone(&log));
+        let files = [config_path.as_path(), stats.as_path()];
+        let mut child = launcher::spawn(prefix, LAUNCHER, &files, listen, "haproxy");
         let mut haproxy = Haproxy {
+            log: LogLines::follow("haproxy", &mut child),
             child: Some(child),
             listeners: Vec::new(),
             stats,
-            lines,
-            log,
             _dir: dir,
         };
         for _ in listen {
             let line = haproxy.wait_for_log("LISTEN ");
-            let addr = line.trim_start_matches("LISTEN ").trim();
-            haproxy
-                .listeners
-                .push(addr.parse().expect("a listener address"));
+            haproxy.listeners.push(launcher::listener(&line));
         }
         let info = haproxy
             .try_command("show info")
@@ -184,23 +144,12 @@ impl Haproxy {
     /// Waits (at most 20 s) for a line of HAProxy's output containing `needle` and returns
     /// it: lines already waited past are not seen again.
     pub fn wait_for_log(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "no haproxy line with {needle:?} within {STEP:?}; its log so far:\n{}",
-                    self.log().join("\n")
-                ),
-            }
-        }
+        self.log.wait_for(needle)
     }
 
     /// Every line HAProxy (and the launcher) wrote so far.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
+        self.log.all()
     }
 
     /// One command on the runtime API (`show info`, `show stat`, `disable server be/s1`)
@@ -274,19 +223,4 @@ fn terminate(mut child: Child) -> ExitStatus {
     let pid = child.id().to_string();
     let _ = Command::new("kill").args(["-s", "TERM", &pid]).status();
     super::wait_for_exit(child, STEP)
-}
-
-/// Reads `from` line by line on a thread of its own into the shared log and the channel.
-fn forward(
-    from: impl Read + Send + 'static,
-    to: mpsc::Sender<String>,
-    log: Arc<Mutex<Vec<String>>>,
-) {
-    thread::spawn(move || {
-        for line in BufReader::new(from).lines() {
-            let Ok(line) = line else { break };
-            log.lock().unwrap().push(line.clone());
-            let _ = to.send(line);
-        }
-    });
 }

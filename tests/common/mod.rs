@@ -6,6 +6,8 @@
 pub mod haproxy;
 pub mod http_peer;
 pub mod lan;
+pub mod launcher;
+pub mod log_lines;
 pub mod netns;
 pub mod nginx;
 pub mod peer;
@@ -18,10 +20,11 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
+
+pub use log_lines::LogLines;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sockdemo");
 /// No single step of a test may take longer than this: a hang is a failure.
@@ -147,8 +150,7 @@ pub struct Server {
     child: Option<Child>,
     pid: u32,
     pub addr: SocketAddr,
-    lines: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
+    log: LogLines,
 }
 
 impl Server {
@@ -167,18 +169,11 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn server");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let keep = Arc::clone(&log);
-        let lines = forward_lines(stderr, move |line| {
-            keep.lock().unwrap().push(line.to_string())
-        });
         let mut server = Server {
             pid: child.id(),
+            log: LogLines::follow("server", &mut child),
             child: Some(child),
             addr: "0.0.0.0:0".parse().unwrap(),
-            lines,
-            log,
         };
         let line = server.wait_for_log("Listening on ");
         let addr = line.split("Listening on ").nth(1).expect("address");
@@ -191,60 +186,24 @@ impl Server {
 
     /// Waits (at most [`STEP`]) for a log line containing `needle` and returns it.
     pub fn wait_for_log(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "no log line with {needle:?} within {STEP:?}; log so far:\n{}",
-                    self.log().join("\n")
-                ),
-            }
-        }
+        self.log.wait_for(needle)
     }
 
     /// Waits (at most [`STEP`]) until the server's stderr closes, as it does when the
     /// server exits or is killed, and returns every line it wrote.
     pub fn wait_for_eof(&mut self) -> Vec<String> {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => return self.log(),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!("the server's stderr is still open after {STEP:?}")
-                }
-            }
-        }
+        self.log.wait_for_eof()
     }
 
     /// Waits out `window` (blocked on the log, not polling it) and then fails the test if a
     /// log line so far contains `needle`.
     pub fn assert_no_log_within(&mut self, needle: &str, window: Duration) {
-        let deadline = Instant::now() + window;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            // Every line received is in the log already; a disconnect means the server is gone.
-            if left.is_zero()
-                || self.lines.recv_timeout(left) == Err(RecvTimeoutError::Disconnected)
-            {
-                break;
-            }
-        }
-        let log = self.log();
-        assert!(
-            !log.iter().any(|line| line.contains(needle)),
-            "a log line with {needle:?}:\n{}",
-            log.join("\n")
-        );
+        self.log.assert_none_within(needle, window)
     }
 
     /// Every log line so far.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
+        self.log.all()
     }
 
     pub fn port(&self) -> String {
@@ -310,6 +269,19 @@ impl Server {
         let child = self.child.take().expect("a server not yet waited for");
         wait_for_exit(child, limit)
     }
+
+    /// Stops the server with SIGTERM and returns how many connections it says it served.
+    pub fn stop_and_count(&mut self) -> u64 {
+        let pid = self.pid.to_string();
+        let sent = Command::new("kill").args(["-s", "TERM", &pid]).status();
+        assert!(sent.is_ok_and(|status| status.success()));
+        let line = self.wait_for_log("Server stopped after serving ");
+        let count = line.split("serving ").nth(1).unwrap_or_default();
+        let count = count.split(' ').next().unwrap_or_default();
+        count
+            .parse()
+            .unwrap_or_else(|_| panic!("a count in {line:?}"))
+    }
 }
 
 impl Drop for Server {
@@ -319,6 +291,16 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// Asserts that a second `serve` failed as the contract says when `addr` is taken: exit
+/// status 1 and one line naming the address.
+pub fn assert_address_in_use(output: &Output, addr: SocketAddr) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let want = format!("error: cannot listen on {addr}: address already in use");
+    assert!(err.starts_with(&want), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 /// A plain TCP peer with timeouts, so that a test waiting for bytes fails instead of hanging.

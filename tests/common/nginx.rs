@@ -17,41 +17,27 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use sockdemo::testing::TempDir;
 
-use super::{forward_lines, STEP};
+use super::{launcher, LogLines, STEP};
 
 /// The Debian package that holds the stream module, and where it puts it.
 const STREAM_PACKAGE: &str = "libnginx-mod-stream";
 const STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
 
-/// Binds the listeners named on the command line (`HOST:PORT`), fills their addresses into
-/// the configuration template, prints `LISTEN <address>` for each, then becomes nginx.
+/// Binds the listeners named on the command line, fills their addresses into the
+/// configuration template, prints `LISTEN <address>` for each, then becomes nginx (see
+/// [`launcher`]).
 const LAUNCHER: &str = r#"
-import os, socket, sys
 template, config, listen = sys.argv[1], sys.argv[2], sys.argv[3:]
+bound = listen_on(listen)
 text = open(template).read()
-fds, bound = [], []
-for i, spec in enumerate(listen):
-    host, port = spec.rsplit(":", 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((host, int(port)))
-    s.listen(1024)
-    s.set_inheritable(True)
-    fds.append(str(s.fileno()))
-    host, port = s.getsockname()[:2]
-    bound.append("%s:%d" % (host, port))
-    text = text.replace("{LISTEN%d}" % i, bound[-1])
+for i, (_, address) in enumerate(bound):
+    text = text.replace("{LISTEN%d}" % i, address)
 open(config, "w").write(text)
-os.environ["NGINX"] = "".join(fd + ";" for fd in fds)
-for address in bound:
-    print("LISTEN " + address)
-sys.stdout.flush()
+os.environ["NGINX"] = "".join(str(s.fileno()) + ";" for s, _ in bound)
+announce(bound)
 prefix = os.path.dirname(config)
 os.execvp("nginx", ["nginx", "-p", prefix, "-c", config, "-e", "stderr"])
 "#;
@@ -90,8 +76,8 @@ pub struct Nginx {
     child: Option<Child>,
     /// The real addresses of the listeners asked for, in order (`{LISTEN0}`, ...).
     pub listeners: Vec<SocketAddr>,
-    lines: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
+    /// nginx's stderr, and the launcher's stdout in the same log.
+    log: LogLines,
     _dir: TempDir,
 }
 
@@ -133,34 +119,17 @@ impl Nginx {
         let dir = TempDir::new("nginx");
         let template = dir.join("nginx.conf.in");
         std::fs::write(&template, config).expect("write the nginx configuration");
-        let mut cmd = match prefix.split_first() {
-            Some((program, args)) => {
-                let mut cmd = Command::new(program);
-                cmd.args(args).arg("python3");
-                cmd
-            }
-            None => Command::new("python3"),
-        };
-        cmd.arg("-c").arg(LAUNCHER).arg(&template);
-        cmd.arg(dir.join("nginx.conf")).args(listen);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn python3 to launch nginx");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (keep_out, keep_err) = (Arc::clone(&log), Arc::clone(&log));
-        let out = forward_lines(child.stdout.take().expect("stdout"), move |line| {
-            keep_out.lock().unwrap().push(line.to_string())
-        });
-        let err = forward_lines(child.stderr.take().expect("stderr"), move |line| {
-            keep_err.lock().unwrap().push(line.to_string())
-        });
+        let config = dir.join("nginx.conf");
+        let files = [template.as_path(), config.as_path()];
+        let mut child = launcher::spawn(prefix, LAUNCHER, &files, listen, "nginx");
+        // The launcher's lines on a channel of their own: waiting for them must not pass
+        // over nginx's first lines.
+        let stdout = child.stdout.take().expect("stdout");
+        let log = LogLines::follow("nginx", &mut child);
+        let out = log.also(stdout);
         let mut nginx = Nginx {
             child: Some(child),
             listeners: Vec::new(),
-            lines: err,
             log,
             _dir: dir,
         };
@@ -168,10 +137,7 @@ impl Nginx {
             let line = out
                 .recv_timeout(STEP)
                 .unwrap_or_else(|_| panic!("no listener from the launcher: {:?}", nginx.log()));
-            let addr = line.trim_start_matches("LISTEN ").trim();
-            nginx
-                .listeners
-                .push(addr.parse().expect("a listener address"));
+            nginx.listeners.push(launcher::listener(&line));
         }
         nginx.wait_for_log("start worker process");
         nginx
@@ -184,23 +150,12 @@ impl Nginx {
 
     /// Waits (at most 20 s) for a line of nginx's stderr containing `needle`.
     pub fn wait_for_log(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "no nginx line with {needle:?} within {STEP:?}; its log so far:\n{}",
-                    self.log().join("\n")
-                ),
-            }
-        }
+        self.log.wait_for(needle)
     }
 
     /// Every line nginx (and the launcher) wrote so far.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
+        self.log.all()
     }
 }
 

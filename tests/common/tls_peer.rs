@@ -10,22 +10,21 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use rustls::{ServerConfig, ServerConnection};
 
 use super::peer::{self, Peer};
 use super::pki::Identity;
-use super::STEP;
+use super::{LogLines, STEP};
 
 /// `tests/peers/tls_server.py`: python3's http.server over its `ssl` module, killed when
 /// dropped.
 pub struct PythonTls {
     child: Child,
     pub port: u16,
-    lines: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
+    /// Its stdout: where it listens, and what it saw.
+    log: LogLines,
 }
 
 impl PythonTls {
@@ -48,17 +47,10 @@ impl PythonTls {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn python3 tls_server.py");
-        let stdout = child.stdout.take().expect("stdout");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let keep = Arc::clone(&log);
-        let lines = super::forward_lines(stdout, move |line| {
-            keep.lock().unwrap().push(line.to_string())
-        });
         let mut server = PythonTls {
+            log: LogLines::follow("python TLS server", &mut child),
             child,
             port: 0,
-            lines,
-            log,
         };
         // "Serving HTTPS on 127.0.0.1 port 45678"
         let line = server.wait_for("Serving HTTPS on ");
@@ -74,18 +66,7 @@ impl PythonTls {
 
     /// Waits (at most [`STEP`]) for the next line that starts with `prefix` and returns it.
     pub fn wait_for(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "python's TLS server said no {prefix:?} within {STEP:?}; so far:\n{}",
-                    self.log.lock().unwrap().join("\n")
-                ),
-            }
-        }
+        self.log.wait_for_start(prefix)
     }
 
     /// The next request's path and header lines (`Name: value`), once it has been read whole.

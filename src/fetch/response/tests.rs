@@ -2,58 +2,12 @@
 //! and in random splits, and must come out the same every way.
 
 use super::*;
-use crate::testing::Rng;
-
-/// Everything a response produced: raw header blocks, the body, and how it ended.
-#[derive(Debug, PartialEq)]
-struct Outcome {
-    heads: Vec<Vec<u8>>,
-    body: Vec<u8>,
-    result: Result<(), Error>,
-}
-
-/// Feeds `pieces` in order (then EOF when `eof`), stopping at the first error.
-fn read(pieces: &[Vec<u8>], eof: bool) -> Outcome {
-    let mut reader = ResponseReader::new();
-    let mut heads = Vec::new();
-    let mut body = Vec::new();
-    let mut run = || -> Result<(), Error> {
-        for piece in pieces {
-            let mut rest = piece.as_slice();
-            while !rest.is_empty() && !reader.is_done() {
-                let (used, event) = reader.feed(rest)?;
-                assert!(used > 0 || event.is_some(), "no progress");
-                match event {
-                    Some(Event::Head(head)) => heads.push(head.raw().to_vec()),
-                    Some(Event::Body(bytes)) => body.extend_from_slice(bytes),
-                    None => {}
-                }
-                rest = &rest[used..];
-            }
-        }
-        if eof {
-            reader.finish()?;
-        }
-        Ok(())
-    };
-    let result = run();
-    Outcome {
-        heads,
-        body,
-        result,
-    }
-}
+use crate::testing::{chunked_response, read_response as read, ReadOutcome, Rng};
 
 /// `input` read whole, byte by byte and in random splits: all must agree.
-fn read_every_way(input: &[u8], eof: bool) -> Outcome {
-    let whole = read(&[input.to_vec()], eof);
-    let bytes: Vec<Vec<u8>> = input.iter().map(|&b| vec![b]).collect();
-    assert_eq!(read(&bytes, eof), whole, "byte by byte: {input:?}");
+fn read_every_way(input: &[u8], eof: bool) -> ReadOutcome {
     let mut rng = Rng::new(input.len() as u64 + 7);
-    for _ in 0..8 {
-        assert_eq!(read(&rng.split(input), eof), whole, "random split");
-    }
-    whole
+    crate::testing::read_every_way(input, eof, &mut rng, 8)
 }
 
 fn body_of(input: &[u8], eof: bool) -> Vec<u8> {
@@ -478,30 +432,9 @@ fn random_bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
     (0..len).map(|_| rng.next_u64() as u8).collect()
 }
 
-/// `body` as a chunked response: chunks of random sizes, sizes in random case with
-/// leading zeros now and then, random extensions and trailers.
+/// `body` as a chunked response, in chunks of up to 700 bytes.
 fn chunked(rng: &mut Rng, body: &[u8]) -> Vec<u8> {
-    let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-    let mut rest = body;
-    while !rest.is_empty() {
-        let len = 1 + rng.below(rest.len().min(700));
-        let (chunk, tail) = rest.split_at(len);
-        let size = match rng.below(3) {
-            0 => format!("{len:x}"),
-            1 => format!("{len:06X}"),
-            _ => format!("{len:x};ext={};flag", rng.below(100)),
-        };
-        out.extend(format!("{size}\r\n").as_bytes());
-        out.extend(chunk);
-        out.extend(b"\r\n");
-        rest = tail;
-    }
-    out.extend(b"0\r\n");
-    for n in 0..rng.below(3) {
-        out.extend(format!("X-Trailer-{n}: {}\r\n", rng.next_u64()).as_bytes());
-    }
-    out.extend(b"\r\n");
-    out
+    chunked_response(rng, body, 700)
 }
 
 #[test]
