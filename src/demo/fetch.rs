@@ -1,5 +1,5 @@
 //! The fetch lesson, the tutorial's first half: a page fetched over a raw socket by the real
-//! `fetch` code, from [`page`](super::page)'s web server on loopback. The receives are
+//! `fetch` code, from the `page` module's web server on loopback. The receives are
 //! counted by a tracer whose sink keeps the size of every `<= recv` event (and passes the
 //! events on to stderr when the user asked for `--trace`), so the lesson can say how many
 //! turns the tutorial's `recv(1024)` loop took without a hook in `fetch`.

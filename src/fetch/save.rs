@@ -148,7 +148,7 @@ impl Output {
     /// Hands on what is buffered when someone may be reading as it arrives: stdout, or a
     /// file written in place (a FIFO, a terminal). The caller calls it when the network has
     /// nothing more for now, so that a slow stream shows live while a fast one is still
-    /// written in blocks of [`WRITE_BUFFER`]. A file being saved gains nothing from it.
+    /// written in large blocks. A file being saved gains nothing from it.
     pub fn flush(&mut self) -> anyhow::Result<()> {
         let writer: &mut dyn Write = match &mut self.sink {
             Sink::Stdout(out) => out,
