@@ -3,25 +3,17 @@
 //! shows what the table says to look at.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::netns::Netns;
 use crate::common::trace::events;
-use crate::common::{self, assert_address_in_use, run, sockdemo, stderr, stdout, Server, STEP};
+use crate::common::{
+    self, assert_address_in_use, run, sockdemo, stderr, stdout, succeeded, Server, STEP,
+};
 use sockdemo::testing::TempDir;
 
 const TUTORIAL_OUTPUT: &str = "Welcome!\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n";
-
-fn succeeded(output: &Output) {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        stdout(output),
-        stderr(output)
-    );
-}
 
 #[test]
 fn demo_runs_every_lesson_in_the_tutorials_order_within_ten_seconds() {

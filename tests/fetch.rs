@@ -13,33 +13,12 @@ use std::time::{Duration, Instant};
 use crate::common::http_peer::{
     bytes, free_port, holds_noise, ok, redirect, Noise, Peer, PythonServer, Reply, TempDir,
 };
-use crate::common::{require, run, sockdemo, stderr, stdout, wait_for_part, wait_output, STEP};
+use crate::common::{
+    failed_with, fetch_in, require, sockdemo, stderr, stdout, succeeded, wait_for_part,
+    wait_output, STEP,
+};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// `sockdemo fetch ARGS...` run in `dir`.
-fn fetch_in(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = sockdemo(["fetch"]);
-    cmd.args(args).current_dir(dir);
-    run(&mut cmd, STEP)
-}
-
-fn succeeded(output: &Output) {
-    assert!(output.status.success(), "stderr: {}", stderr(output));
-}
-
-/// Asserts exit `code` (curl's number for the failure) with one `error: ` line (and no
-/// panic); returns that line.
-#[track_caller]
-fn failed_with(code: i32, output: &Output) -> String {
-    let err = stderr(output);
-    assert_eq!(output.status.code(), Some(code), "stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let last = err.lines().last().unwrap_or_default().to_string();
-    assert!(last.starts_with("error: "), "{err}");
-    assert_eq!(err.matches("error: ").count(), 1, "{err}");
-    last
-}
 
 /// The request the contract fixes, with `extra` lines before the blank one.
 fn expected_request(path: &str, host: &str, extra: &str) -> String {

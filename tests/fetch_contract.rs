@@ -8,38 +8,15 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::http_peer::{bytes, ok, redirect, Peer, Reply, TempDir};
-use crate::common::{run, sockdemo, stderr, stdout, wait_output, STEP};
-
-/// `sockdemo fetch ARGS...` run in `dir`.
-fn fetch_in(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = sockdemo(["fetch"]);
-    cmd.args(args).current_dir(dir);
-    run(&mut cmd, STEP)
-}
-
-#[track_caller]
-fn succeeded(output: &Output) {
-    assert!(output.status.success(), "stderr: {}", stderr(output));
-}
-
-/// Asserts exit `code` with one `error: ` line as the last line; returns it.
-#[track_caller]
-fn failed_with(code: i32, output: &Output) -> String {
-    let err = stderr(output);
-    assert_eq!(output.status.code(), Some(code), "stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.matches("error: ").count(), 1, "{err}");
-    let last = err.lines().last().unwrap_or_default().to_string();
-    assert!(last.starts_with("error: "), "{err}");
-    last
-}
+use crate::common::{
+    failed_with, fetch_in, run, sockdemo, stderr, stdout, succeeded, wait_output, STEP,
+};
 
 /// `cmd` run with a stdout whose reading end is already closed, as in
 /// `sockdemo fetch URL | (exec 0<&-; sleep 1)`: every write to it fails with EPIPE.

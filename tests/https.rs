@@ -17,7 +17,7 @@ use crate::common::http_peer::{holds_noise, ok, Noise, Peer, PythonServer, Reply
 use crate::common::nginx::{self, Nginx};
 use crate::common::pki::{Pki, EXPIRED_ON, WRONG_NAME};
 use crate::common::tls_peer::{End, PythonTls, Script, TlsPeer};
-use crate::common::{self, run, sockdemo, stderr, stdout, STEP};
+use crate::common::{self, run, sockdemo, stderr, stdout, succeeded, STEP};
 
 fn pki() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
@@ -104,11 +104,6 @@ impl Files {
     fn left(&self) -> Vec<String> {
         self.work.names()
     }
-}
-
-#[track_caller]
-fn succeeded(output: &Output) {
-    assert!(output.status.success(), "stderr: {}", stderr(output));
 }
 
 /// Asserts exit `code` with one `error: ` line that names `peer` (`host:port`), and no

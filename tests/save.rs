@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Sender};
 
 use crate::common::http_peer::{ok, Peer, Reply, TempDir};
-use crate::common::{self, sockdemo, stderr, wait_for_part, wait_output, BIN, STEP};
+use crate::common::{self, sockdemo, stderr, succeeded, wait_for_part, wait_output, BIN, STEP};
 
 /// The exit status of a fetch that cannot write its file: curl's 23.
 const EXIT_CANNOT_WRITE: i32 = 23;
@@ -62,10 +62,6 @@ fn set_mode(path: &Path, mode: u32) {
 fn owner(path: &Path) -> (u32, u32) {
     let meta = fs::metadata(path).unwrap();
     (meta.uid(), meta.gid())
-}
-
-fn succeeded(output: &Output) {
-    assert!(output.status.success(), "stderr: {}", stderr(output));
 }
 
 /// Asserts the exit status of a file that cannot be written and one `error: ` line (no

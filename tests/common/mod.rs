@@ -127,6 +127,37 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// `sockdemo fetch ARGS...` run in `dir`.
+pub fn fetch_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    let mut cmd = sockdemo(["fetch"]);
+    cmd.args(args).current_dir(dir);
+    run(&mut cmd, STEP)
+}
+
+/// Asserts exit 0, showing both streams otherwise.
+#[track_caller]
+pub fn succeeded(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// Asserts exit `code` with exactly one `error: ` line, the last, and no panic; returns it.
+#[track_caller]
+pub fn failed_with(code: i32, output: &Output) -> String {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.matches("error: ").count(), 1, "{err}");
+    let last = err.lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("error: "), "{err}");
+    last
+}
+
 /// Reads `reader` line by line on a thread of its own, hands each line to `each` and sends it
 /// down the returned channel, so that a test can wait for a line with a time limit.
 pub fn forward_lines(
