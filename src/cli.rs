@@ -18,14 +18,14 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::demo;
-use crate::exit::Numbering;
+use crate::exit::{self, Numbering};
 use crate::fetch;
 use crate::hello::bench::{self, Rounds};
 use crate::hello::client::{self, Mode};
 use crate::hello::server;
 use crate::net::tls::TlsOptions;
 use crate::net::trace::{self, Tracer};
-use crate::net::{self, Family, IoContext};
+use crate::net::{self, Family};
 
 /// The whole command line.
 #[derive(Debug, Parser)]
@@ -349,9 +349,7 @@ pub fn run(command: Command, quiet: bool, trace: Option<Tracer>) -> anyhow::Resu
 /// Runs `write` on a buffered stdout and flushes it.
 fn to_stdout(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> anyhow::Result<()> {
     let mut out = io::BufWriter::new(io::stdout().lock());
-    write(&mut out)
-        .and_then(|()| out.flush())
-        .io_context(|| "cannot write to stdout")
+    exit::output_write(write(&mut out).and_then(|()| out.flush()), "stdout")
 }
 
 impl From<ServeArgs> for server::Config {

@@ -9,6 +9,7 @@ use std::fmt;
 use std::io;
 
 use crate::fetch::response;
+use crate::net::IoContext;
 use crate::net::{self, tls};
 
 /// What kind of failure an error is, as far as an exit status cares.
@@ -123,13 +124,21 @@ pub enum Numbering {
     Plain,
 }
 
+/// A write to stdout (or to the file fetch writes), worded and tagged [`Kind::Write`]: the
+/// one failure [`status`] may turn into a quiet end.
+pub fn output_write<T>(result: io::Result<T>, name: &str) -> anyhow::Result<T> {
+    result
+        .io_context(|| format!("cannot write to {name}"))
+        .tag(Kind::Write)
+}
+
 /// What a failed command should exit with, or `None` when it should end quietly with 0:
 /// a reader of stdout that went away (`| head`) while stdout was all that was asked for.
-/// A broken pipe tagged as a network failure is not that: a peer that closed before a send
-/// (EPIPE on the socket) fails like any other network error.
+/// Only a write tagged [`Kind::Write`] ends that way: a broken pipe anywhere else (a peer
+/// that closed before a send, EPIPE on the socket) fails like any other network error.
 pub fn status(err: &anyhow::Error, numbering: Numbering) -> Option<u8> {
     let broken_pipe = net::io_kind(err) == Some(io::ErrorKind::BrokenPipe);
-    if broken_pipe && matches!(kind_of(err), None | Some(Kind::Write)) {
+    if broken_pipe && kind_of(err) == Some(Kind::Write) {
         return None;
     }
     if let Some(Signalled(signal)) = err.downcast_ref::<Signalled>() {
@@ -283,13 +292,19 @@ mod tests {
 
     #[test]
     fn a_closed_stdout_is_a_quiet_end() {
-        let err: anyhow::Result<()> =
-            Err(io::Error::from(io::ErrorKind::BrokenPipe)).io_context(|| "cannot write");
-        assert_eq!(status(&err.unwrap_err(), Numbering::Curl), None);
+        let err = output_write::<()>(Err(io::ErrorKind::BrokenPipe.into()), "stdout");
+        let err = err.unwrap_err();
+        assert_eq!(format!("{err:#}"), "cannot write to stdout: broken pipe");
+        assert_eq!(status(&err, Numbering::Curl), None);
+        assert_eq!(status(&err, Numbering::Plain), None);
+    }
+
+    #[test]
+    fn an_untagged_broken_pipe_is_a_failure_not_a_quiet_end() {
+        // A client's send to a server that has gone away says nothing of stdout.
         let err: anyhow::Result<()> = Err(io::Error::from(io::ErrorKind::BrokenPipe))
-            .io_context(|| "cannot write to stdout")
-            .tag(Kind::Write);
-        assert_eq!(status(&err.unwrap_err(), Numbering::Curl), None);
+            .io_context(|| "cannot send to 127.0.0.1:9999");
+        assert_eq!(status(&err.unwrap_err(), Numbering::Plain), Some(1));
     }
 
     #[test]
@@ -302,6 +317,5 @@ mod tests {
         assert_eq!(status(&err, Numbering::Plain), Some(1));
     }
 
-    use crate::net::IoContext;
     use anyhow::Context;
 }

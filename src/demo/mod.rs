@@ -99,9 +99,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 fn say(line: &str) -> anyhow::Result<()> {
     crate::console::global().flush(Duration::from_millis(200));
     let mut out = io::stdout().lock();
-    writeln!(out, "{line}")
-        .and_then(|()| out.flush())
-        .io_context(|| "cannot write to stdout")
+    crate::exit::output_write(writeln!(out, "{line}").and_then(|()| out.flush()), "stdout")
 }
 
 /// A Hello server running on a thread of the demo, on a free loopback port.

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use log::{debug, info};
 
-use crate::exit::{Kind, Tag};
+use crate::exit::{self, Kind, Tag};
 use crate::net::capped::Capped;
 use crate::net::tls::TlsOptions;
 use crate::net::trace::{self, Role, Traced, TracedSocket, Tracer};
@@ -461,9 +461,7 @@ impl<'a> Response<'a> {
             }
             result => {
                 let name = if to_stderr { "stderr" } else { "stdout" };
-                result
-                    .io_context(|| format!("cannot write to {name}"))
-                    .tag(Kind::Write)
+                exit::output_write(result, name)
             }
         }
     }

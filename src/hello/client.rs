@@ -108,10 +108,11 @@ pub fn check_name(name: &[u8]) -> Result<(), String> {
 }
 
 fn print_line(out: &mut impl Write, bytes: &[u8]) -> anyhow::Result<()> {
-    out.write_all(bytes)
+    let written = out
+        .write_all(bytes)
         .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush())
-        .io_context(|| "cannot write to stdout")
+        .and_then(|()| out.flush());
+    crate::exit::output_write(written, "stdout")
 }
 
 /// Names from `input`, one per line; blank lines are skipped. On a terminal, a prompt on

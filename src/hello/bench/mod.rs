@@ -128,9 +128,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         summary.text()
     };
     let mut out = io::stdout().lock();
-    out.write_all(printed.as_bytes())
-        .and_then(|()| out.flush())
-        .io_context(|| "cannot write to stdout")?;
+    let written = out.write_all(printed.as_bytes()).and_then(|()| out.flush());
+    crate::exit::output_write(written, "stdout")?;
     if let Some(signal) = summary.interrupted {
         return Err(Signalled(signal).into());
     }
