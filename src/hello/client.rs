@@ -298,9 +298,7 @@ impl<S: Read + Write> Connection<S> {
     /// Sends one message as one write.
     pub fn send(&mut self, message: &[u8]) -> anyhow::Result<()> {
         let peer = self.peer;
-        self.stream
-            .write_all(message)
-            .io_context(|| format!("cannot send to {peer}"))
+        net::send(&mut self.stream, message).io_context(|| format!("cannot send to {peer}"))
     }
 
     /// Reads until exactly `expected` has arrived, within the reply timeout if there is one.
